@@ -1,0 +1,256 @@
+"""The operations log: report columns, a summary by category, JSON results, the dated archive."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opscheck.checks import CATEGORIES, SCHEDULES
+from opscheck.config import Config
+
+OUTCOMES = ("passed", "warned", "failed", "error", "skipped")
+_COLUMNS = ("target", "measured", "threshold", "verdict")
+_VERDICT_STYLE = {
+    "OK": "color:#2e7d32",
+    "WARN": "color:#b26a00;font-weight:bold",
+    "CRIT": "color:#c62828;font-weight:bold",
+    "FAIL": "color:#c62828;font-weight:bold",
+    "ERROR": "color:#c62828;font-weight:bold",
+}
+
+
+def _props(report: pytest.TestReport) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for key, value in report.user_properties:
+        if key in props and key in ("measured", "message", "detail", "check", "threshold"):
+            props[key] = f"{props[key]}; {value}"
+        elif key == "verdict" and key in props:
+            props[key] = max(props[key], value, key=("OK", "WARN", "CRIT").index)
+        else:
+            props[key] = value
+    return props
+
+
+def _reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    text = report.longreprtext.strip()
+    return text[-2000:]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+class Archive:
+    """Reserve ``<dir>/YYYY-MM-DD/<schedule>-<HHMMSS>`` (UTC) without ever reusing a name."""
+
+    def __init__(self, root: Path, schedule: str) -> None:
+        now = datetime.now(UTC)
+        self.day = root / now.strftime("%Y-%m-%d")
+        self.day.mkdir(parents=True, exist_ok=True)
+        base, number = f"{schedule}-{now:%H%M%S}", 1
+        while True:
+            self.stem = base if number == 1 else f"{base}-{number}"
+            self._lock = self.day / f".{self.stem}.lock"
+            taken = any((self.day / f"{self.stem}.{ext}").exists() for ext in ("html", "xml", "json"))
+            if not taken:
+                try:
+                    os.close(os.open(self._lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                    break
+                except FileExistsError:
+                    pass
+            number += 1
+
+    def final(self, ext: str) -> Path:
+        return self.day / f"{self.stem}.{ext}"
+
+    def partial(self, ext: str) -> Path:
+        return self.day / f".{self.stem}.{ext}.partial"
+
+    def publish(self) -> None:
+        for ext in ("html", "xml"):
+            if self.partial(ext).exists():
+                os.replace(self.partial(ext), self.final(ext))
+        self._lock.unlink(missing_ok=True)
+
+
+def schedule_name(markexpr: str) -> str:
+    words = markexpr.replace("(", " ").replace(")", " ").split()
+    chosen = [w for w in words if w in SCHEDULES]
+    return chosen[0] if len(chosen) == 1 and "not" not in words else ("-".join(chosen) or "all")
+
+
+class Reporter:
+    """Collects each test's outcome and numbers; writes the summary, JSON and archive."""
+
+    def __init__(self, config: pytest.Config, loaded: Config) -> None:
+        self._config = config
+        self._loaded = loaded
+        self._results: dict[str, dict[str, Any]] = {}
+        self._started = datetime.now(UTC)
+        self._controller = not hasattr(config, "workerinput")
+        self.archive: Archive | None = None
+        json_path = config.getoption("json_report")
+        self._json_path = Path(json_path) if json_path else None
+        if self._controller and config.getoption("archive"):
+            root = Path(config.getoption("reports_dir") or os.environ.get("OPSCHECK_REPORTS_DIR")
+                        or config.rootpath / "reports")
+            self.archive = Archive(root, schedule_name(config.option.markexpr or ""))
+            config.option.htmlpath = str(self.archive.partial("html"))
+            config.option.self_contained_html = True
+            config.option.xmlpath = str(self.archive.partial("xml"))
+
+    # -- collecting -------------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not any(k == "check_id" for k, _ in report.user_properties):
+            return  # not an opscheck check (e.g. a plain test beside the suites)
+        entry = self._results.setdefault(report.nodeid, {"id": report.nodeid, "duration": 0.0})
+        entry["duration"] = round(entry["duration"] + report.duration, 3)
+        props = _props(report)
+        for key in ("check_id", "target", "schedule", "category"):
+            entry.setdefault(key, props.get(key, ""))
+        for key in ("check", "measured", "threshold", "verdict", "message", "detail", "values"):
+            if key in props:
+                entry[key] = props[key]
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            entry["outcome"] = self._outcome(report, props)
+        elif report.when == "teardown" and report.failed:
+            entry["outcome"] = "error"
+        if (report.failed or report.skipped) and "reason" not in entry:
+            entry["reason"] = _reason(report)
+
+    @staticmethod
+    def _outcome(report: pytest.TestReport, props: dict[str, Any]) -> str:
+        if report.skipped:
+            return "skipped"
+        if report.failed:
+            return "error" if report.when != "call" else "failed"
+        return "warned" if props.get("verdict") == "WARN" else "passed"
+
+    def counts(self) -> Counter[str]:
+        return Counter(r.get("outcome", "error") for r in self._results.values())
+
+    def by_category(self) -> dict[str, Counter[str]]:
+        table: dict[str, Counter[str]] = defaultdict(Counter)
+        for result in self._results.values():
+            for category in (result.get("category") or "uncategorised").split():
+                table[category][result.get("outcome", "error")] += 1
+        order = [*CATEGORIES, "uncategorised"]
+        return {c: table[c] for c in order if c in table}
+
+    # -- the terminal -----------------------------------------------------------------------
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self._controller or not self._results:
+            return
+        warned = [r for r in self._results.values() if r.get("outcome") == "warned"]
+        if warned:
+            terminalreporter.write_sep("=", "opscheck warnings", yellow=True)
+            for result in warned:
+                terminalreporter.write_line(f"WARN {result['id']} - {result.get('message', '')}")
+        terminalreporter.write_sep("-", "opscheck summary by category")
+        for category, counts in self.by_category().items():
+            cells = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o])
+            terminalreporter.write_line(f"{category:<14} {cells}")
+        if self.archive:
+            terminalreporter.write_line(
+                f"opscheck: reports archived to {self.archive.final('html')} (and .xml, .json)"
+            )
+
+    # -- pytest-html ------------------------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells[2:2] = [f'<th class="sortable" data-column-type="{c}">{c.title()}</th>'
+                      for c in _COLUMNS]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        props = _props(report)
+        verdict = props.get("verdict") or {"failed": "FAIL", "skipped": "SKIP"}.get(
+            report.outcome, "")
+        if report.failed and report.when != "call":
+            verdict = "ERROR"
+        values = {
+            "target": props.get("target", ""),
+            "measured": props.get("measured", ""),
+            "threshold": props.get("threshold", ""),
+        }
+        new = [f'<td class="col-{k}">{html.escape(str(v))}</td>' for k, v in values.items()]
+        style = _VERDICT_STYLE.get(verdict, "")
+        new.append(f'<td class="col-verdict" style="{style}">{verdict}</td>')
+        cells[2:2] = new
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str],
+                                    postfix: list[str], session: pytest.Session) -> None:
+        rows = "".join(
+            f"<tr><td>{c}</td>" + "".join(f"<td>{n[o]}</td>" for o in OUTCOMES) + "</tr>"
+            for c, n in self.by_category().items()
+        )
+        head = "".join(f"<th>{o}</th>" for o in OUTCOMES)
+        prefix.append(
+            "<h2>Checklist by category</h2>"
+            f'<table id="opscheck-categories"><tr><th>category</th>{head}</tr>{rows}</table>'
+        )
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report: Any) -> None:
+        report.title = f"opscheck {schedule_name(self._config.option.markexpr or '')} " \
+                       f"{self._started:%Y-%m-%d %H:%M} UTC"
+
+    # -- files --------------------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True, hookwrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
+        # Innermost wrapper: pytest-html and junitxml have written their files when we resume,
+        # and the terminal summary (which prints their paths) has not run yet.
+        yield
+        if not self._controller:
+            return
+        document = self._document()
+        targets = [p for p in (self._json_path,) if p]
+        if self.archive:
+            targets.append(self.archive.final("json"))
+        for path in targets:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(path, json.dumps(document, indent=2, default=str))
+        if self.archive:
+            self.archive.publish()
+            self._point_plugins_at_final_paths()
+
+    def _point_plugins_at_final_paths(self) -> None:
+        assert self.archive
+        from _pytest.junitxml import xml_key
+
+        logxml = self._config.stash.get(xml_key, None)
+        if logxml is not None:
+            logxml.logfile = str(self.archive.final("xml"))
+        for plugin in self._config.pluginmanager.get_plugins():
+            if hasattr(plugin, "_report_path") and hasattr(plugin, "_generate_report"):
+                plugin._report_path = self.archive.final("html")
+
+    def _document(self) -> dict[str, Any]:
+        counts = self.counts()
+        return {
+            "started": self._started.isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "schedule": schedule_name(self._config.option.markexpr or ""),
+            "inventory": str(self._loaded.inventory_path or ""),
+            "thresholds": str(self._loaded.thresholds_path or ""),
+            "summary": {o: counts[o] for o in OUTCOMES},
+            "by_category": {c: dict(n) for c, n in self.by_category().items()},
+            "tests": list(self._results.values()),
+        }

@@ -1,0 +1,46 @@
+"""Run opscheck's suites as users run them: pytester, a generated inventory, real services."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Suite:
+    """``suite.run(inventory, thresholds, *args)`` runs ``suites/`` with those files in-process."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        self.pytester = pytester
+        self.json_path = pytester.path / "results.json"
+
+    def run(self, inventory: str, thresholds: str = "", *args: str,
+            paths: tuple[str, ...] = ("suites",)) -> pytest.RunResult:
+        inv = self.pytester.path / "inventory.toml"
+        thr = self.pytester.path / "thresholds.toml"
+        inv.write_text(textwrap.dedent(inventory))
+        thr.write_text(textwrap.dedent(thresholds))
+        self.json_path.unlink(missing_ok=True)
+        return self.pytester.runpytest_inprocess(
+            "-c", str(REPO / "pytest.ini"), "--rootdir", str(REPO),
+            "--inventory", str(inv), "--thresholds", str(thr),
+            "--json-report", str(self.json_path), "-p", "no:xdist",
+            *args, *(str(REPO / p) for p in paths),
+        )
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        """The JSON results of the last run, by test name with its id (``test_x[target]``)."""
+        document = json.loads(self.json_path.read_text())
+        return {t["id"].split("::")[-1]: t for t in document["tests"]}
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> Suite:
+    return Suite(pytester)
