@@ -1,3 +1,3 @@
-"""opscheck: the inventory and thresholds are loaded by the plugin; the fixtures hand out targets."""
+"""opscheck: the plugin loads the inventory and thresholds; the fixtures hand out targets."""
 
 pytest_plugins = ["opscheck.plugin", "fixtures.host", "fixtures.http"]

@@ -10,11 +10,13 @@ import difflib
 import os
 import re
 import tomllib
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -33,7 +35,19 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _duration(value: object) -> float:
-    return units.parse(value, "duration")
+    seconds = units.parse(value, "duration")
+    if seconds <= 0:
+        raise ValueError(f"expected a duration above zero such as '5s', got {value!r}")
+    return seconds
+
+
+def _name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:@/-]+", value):
+        raise ValueError(
+            f"expected a name of letters, digits and _ . : @ / - (it becomes the test id), "
+            f"got {value!r}"
+        )
+    return value
 
 
 Duration = Annotated[float, BeforeValidator(_duration)]
@@ -44,7 +58,8 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: TOML has real types, so "10" for a number or "yes" for a boolean is a mistake.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Limit(_Strict):
@@ -59,8 +74,15 @@ class LimitWithTargets(Limit):
     targets: dict[str, Limit] = Field(default_factory=dict)
 
 
+class NumberLimit(Limit):
+    """An inline limit in the inventory (``json_limits``): plain numbers, no units."""
+
+    warn: float | None = None
+    crit: float | None = None
+
+
 class Target(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:@/-]+$")
+    name: Annotated[str, AfterValidator(_name)]
     timeout: Duration | None = None
 
 
@@ -83,7 +105,9 @@ class HostTarget(Target):
         backends = ("local", "ssh", "paramiko", "docker", "podman", "kubectl", "ansible", "winrm")
         scheme = uri.split("://", 1)[0] if "://" in uri else ""
         if scheme not in backends:
-            raise ValueError(f"expected a testinfra URI such as 'local://' or 'ssh://user@host', got {uri!r}")
+            raise ValueError(
+                f"expected a testinfra URI such as 'local://' or 'ssh://user@host', got {uri!r}"
+            )
         return uri
 
     @field_validator("reachable")
@@ -105,7 +129,7 @@ class HttpTarget(Target):
     expect_status: list[int] = Field(default_factory=list)
     contains: list[str] = Field(default_factory=list)
     json_fields: dict[str, JsonValue] = Field(default_factory=dict, alias="json")
-    json_limits: dict[str, Limit] = Field(default_factory=dict)
+    json_limits: dict[str, NumberLimit] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     samples: int = Field(default=10, ge=0, le=1000)
     verify: bool | str = True
@@ -177,8 +201,11 @@ class Threshold:
 
     def describe(self) -> str:
         op = ">" if self.direction == "above" else "<"
-        parts = [f"{name} {op} {units.format_value(level, self.kind)}"
-                 for name, level in (("warn", self.warn), ("crit", self.crit)) if level is not None]
+        parts = [
+            f"{name} {op} {units.format_value(level, self.kind)}"
+            for name, level in (("warn", self.warn), ("crit", self.crit))
+            if level is not None
+        ]
         return ", ".join(parts) or "none"
 
 
@@ -193,8 +220,13 @@ class Config:
     def targets(self, component: str) -> list[Any]:
         return list(getattr(self.inventory, component))
 
-    def threshold(self, key: str, target: str | None = None,
-                  inline: Limit | None = None, kind: units.Kind | None = None) -> Threshold:
+    def threshold(
+        self,
+        key: str,
+        target: str | None = None,
+        inline: Limit | None = None,
+        kind: units.Kind | None = None,
+    ) -> Threshold:
         """Levels for ``key``: code default, then thresholds.toml, then its per-target override."""
         spec = CHECKS.get(key)
         kind = kind or (spec.kind if spec else "number")
@@ -219,50 +251,151 @@ class Config:
         return Threshold(key, kind, direction, warn, crit)
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_WORDS: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "a boolean (true/false)",
+    list: "a list",
+    dict: "a table",
+}
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "string_too_short": "a non-empty string",
+}
+
+
+def _where(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    """A key path as written in TOML: ``http[0].headers.Authorization``, ``schedule."host.x"``."""
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            key = part if _BARE_KEY.match(part) else f'"{part}"'
+            text += f".{key}" if text else key
     return text
 
 
-def _fields_at(model: Any, loc: tuple[int | str, ...]) -> list[str]:
-    """The keys a model accepts at ``loc``, for a did-you-mean hint."""
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip ``Annotated`` and ``| None``: what remains is a type, a container or a real union."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        elif get_origin(annotation) in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) > 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
+
+
+def _child(annotation: Any, part: int | str) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, info in annotation.model_fields.items():
+            if part in (name, info.alias):
+                return info.annotation
+        return None
+    if get_origin(annotation) in (list, dict):
+        return get_args(annotation)[-1]
+    return None
+
+
+@dataclass
+class _Location:
+    path: list[int | str]  # the keys as the user wrote them
+    parent: Any  # the model or container holding the last key
+    union: list[Any]  # the types a union field accepts, when one rejected the value
+
+
+def _locate(model: Any, loc: tuple[int | str, ...]) -> _Location:
+    """Follow pydantic's error location through the schema, dropping the tags it adds for each
+    member of a union (``ports[0].int``), which name no key the user wrote."""
+    where = _Location([], model, [])
+    annotation = model
     for part in loc:
-        if isinstance(part, int):
+        annotation = _unwrap(annotation)
+        if get_origin(annotation) in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            where.union = where.union or members
+            annotation = next((m for m in members if getattr(m, "__name__", None) == part), None)
             continue
-        fields = getattr(model, "model_fields", None)
-        if not fields or part not in fields:
-            return []
-        model = fields[part].annotation
-        while get_origin(model) in (list, dict):
-            model = get_args(model)[-1]
-    fields = getattr(model, "model_fields", {})
-    return [info.alias or name for name, info in fields.items()]
+        where.path.append(part)
+        where.parent = annotation
+        annotation = _child(annotation, part)
+    return where
 
 
-def _explain(error: Any, model: Any = None) -> str:
-    kind, msg = error["type"], error["msg"]
+def _words(annotation: Any) -> str:
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "a table"
+    return _WORDS.get(get_origin(annotation) or annotation, str(annotation))
+
+
+def _explain(error: Any, where: _Location, top_level: bool) -> str:
+    """One pydantic error as ``expected ..., got ...``."""
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     if kind == "extra_forbidden":
-        loc = tuple(error["loc"])
-        known = _fields_at(model, loc[:-1]) if model else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        if close:
-            return f"unknown key (did you mean {close[0]!r}?)"
-        return f"unknown key (expected one of: {', '.join(known)})" if known else "unknown key"
+        key = str(where.path[-1])
+        noun = "table" if top_level and len(where.path) == 1 else "key"
+        fields = getattr(where.parent, "model_fields", {})
+        known = [info.alias or name for name, info in fields.items()]
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(known)}"
+        return f"unknown {noun} ({hint})" if known else f"unknown {noun}"
     if kind == "missing":
         return "required key is missing"
-    return re.sub(r"^(Value error|Assertion failed), ", "", msg)
+    if where.union:
+        words = [_words(m) for m in where.union]
+        expected = ", ".join(words[:-1]) + f" or {words[-1]}"
+        return f"expected {expected}, got {_shown(value)}"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {_shown(value)}"
+    if kind == "literal_error":
+        return f"expected {ctx['expected']}, got {_shown(value)}"
+    bounds = {
+        "greater_than_equal": ">=",
+        "greater_than": ">",
+        "less_than_equal": "<=",
+        "less_than": "<",
+    }
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"expected a number {bounds[kind]} {limit}, got {_shown(value)}"
+    message = re.sub(r"^(Value error|Assertion failed), ", "", error["msg"])
+    if message.startswith("Input should be "):
+        message = f"expected {message.removeprefix('Input should be ')}, got {_shown(value)}"
+    return message
 
 
-def _first_error(path: Path, exc: ValidationError) -> ConfigError:
-    lines = []
-    for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
-        where = _where(loc)
-        message = _explain(error, Inventory)
-        lines.append(f"{path.name}: {where}: {message}" if where else f"{path.name}: {message}")
-    return ConfigError("\n".join(lines))
+def _invalid(
+    file: str, model: Any, exc: ValidationError, prefix: tuple[int | str, ...] = ()
+) -> ConfigError:
+    """The first mistake pydantic found, phrased as ``file: key.path: expected ..., got ...``."""
+    error = exc.errors()[0]
+    where = _locate(model, tuple(error["loc"]))
+    key = _where((*prefix, *where.path))
+    message = _explain(error, where, top_level=not prefix)
+    return ConfigError(f"{file}: {key}: {message}" if key else f"{file}: {message}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -275,12 +408,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _expand_env(raw: Any, where: str, secrets: set[str], file: str) -> Any:
+def _expand_env(raw: Any, loc: tuple[int | str, ...], secrets: set[str], file: str) -> Any:
     """Replace ``${VAR}`` with the environment's value; the values are secrets."""
     if isinstance(raw, dict):
-        return {k: _expand_env(v, f"{where}.{k}", secrets, file) for k, v in raw.items()}
+        return {k: _expand_env(v, (*loc, k), secrets, file) for k, v in raw.items()}
     if isinstance(raw, list):
-        return [_expand_env(v, f"{where}[{i}]", secrets, file) for i, v in enumerate(raw)]
+        return [_expand_env(v, (*loc, i), secrets, file) for i, v in enumerate(raw)]
     if not isinstance(raw, str):
         return raw
 
@@ -288,7 +421,7 @@ def _expand_env(raw: Any, where: str, secrets: set[str], file: str) -> Any:
         name = match.group(1)
         value = os.environ.get(name)
         if value is None:
-            raise ConfigError(f"{file}: {where}: environment variable {name} is not set")
+            raise ConfigError(f"{file}: {_where(loc)}: environment variable {name} is not set")
         if value:
             secrets.add(value)
         return value
@@ -296,72 +429,113 @@ def _expand_env(raw: Any, where: str, secrets: set[str], file: str) -> Any:
     return _ENV_REF.sub(lookup, raw)
 
 
-def _check_limits(path: Path, raw: dict[str, Any]) -> dict[str, LimitWithTargets]:
+def _check_limits(file: str, raw: dict[str, Any]) -> dict[str, LimitWithTargets]:
     limits: dict[str, LimitWithTargets] = {}
     for component, checks in raw.items():
+        if component not in COMPONENTS:
+            close = difflib.get_close_matches(component, COMPONENTS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"{file}: {_where((component,))}: unknown component ({hint}known: "
+                f"{', '.join(COMPONENTS)})"
+            )
         if not isinstance(checks, dict):
-            raise ConfigError(f"{path.name}: {component}: expected a table of checks")
+            raise ConfigError(
+                f"{file}: {component}: expected a table of checks such as "
+                f"[{component}.<check>], got {_shown(checks)}"
+            )
         for name, table in checks.items():
             key = f"{component}.{name}"
             if key not in CHECKS:
-                near = sorted(k for k in CHECKS if k.startswith(component + "."))
-                hint = f" (known: {', '.join(near)})" if near else ""
-                raise ConfigError(f"{path.name}: {key}: unknown check{hint}")
+                known = sorted(k for k in CHECKS if k.startswith(component + "."))
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(
+                    f"{file}: {_where((component, name))}: unknown check ({hint}known: "
+                    f"{', '.join(known)})"
+                )
+            if not isinstance(table, dict):
+                raise ConfigError(
+                    f"{file}: {key}: expected a table such as [{key}] with "
+                    f"warn and crit levels, got {_shown(table)}"
+                )
             try:
                 limit = LimitWithTargets.model_validate(table)
             except ValidationError as exc:
-                error = exc.errors()[0]
-                where = _where((key, *error["loc"]))
-                raise ConfigError(f"{path.name}: {where}: {_explain(error)}") from None
-            spec = CHECKS[key]
-            for label, layer in [("", limit), *((f".targets.{t}", v) for t, v in limit.targets.items())]:
+                raise _invalid(file, LimitWithTargets, exc, (component, name)) from None
+            layers = [((), limit), *((("targets", t), v) for t, v in limit.targets.items())]
+            for where, layer in layers:
                 for level in ("warn", "crit"):
                     value = getattr(layer, level)
                     if value is None:
                         continue
                     try:
-                        units.parse(value, spec.kind)
+                        units.parse(value, CHECKS[key].kind)
                     except units.UnitError as exc:
-                        raise ConfigError(f"{path.name}: {key}{label}.{level}: {exc}") from None
+                        path = _where((component, name, *where, level))
+                        raise ConfigError(f"{file}: {path}: {exc}") from None
             limits[key] = limit
     return limits
 
 
-def load(inventory_path: Path | None, thresholds_path: Path | None) -> Config:
-    """Read and validate both files; ``None`` means that file is absent and defaults apply."""
-    secrets: set[str] = set()
-    raw_inventory = _read_toml(inventory_path) if inventory_path else {}
-    if inventory_path:
-        raw_inventory = _expand_env(raw_inventory, "", secrets, inventory_path.name)
-    try:
-        inventory = Inventory.model_validate(raw_inventory)
-    except ValidationError as exc:
-        raise _first_error(inventory_path or Path("inventory.toml"), exc) from None
-    name = inventory_path.name if inventory_path else "inventory.toml"
-    for index, target in enumerate(inventory.http):
-        for field_name, limit in target.json_limits.items():
-            for level in ("warn", "crit"):
-                value = getattr(limit, level)
-                if isinstance(value, str):
-                    raise ConfigError(
-                        f"{name}: http[{index}].json_limits.{field_name}.{level}: "
-                        f"expected a number, got {value!r}"
-                    )
-    limits = _check_limits(thresholds_path, _read_toml(thresholds_path)) if thresholds_path else {}
+def _check_overrides(
+    file: str, inventory_file: str, inventory: Inventory, limits: dict[str, LimitWithTargets]
+) -> None:
+    """Every per-target override names a target of the inventory."""
     for key, limit in limits.items():
-        component = key.split(".", 1)[0]
-        known = {t.name for t in getattr(inventory, component, [])}
+        component, name = key.split(".", 1)
+        known = [t.name for t in getattr(inventory, component)]
         for target in limit.targets:
             if target not in known:
-                raise ConfigError(
-                    f"{thresholds_path.name if thresholds_path else 'thresholds.toml'}: "
-                    f"{key}.targets.{target}: no {component} target named {target!r} in {name}"
+                close = difflib.get_close_matches(target, known, n=1)
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else f"known: {', '.join(known) or 'none'}"
                 )
+                raise ConfigError(
+                    f"{file}: {_where((component, name, 'targets', target))}: no {component} "
+                    f"target named {target!r} in {inventory_file} ({hint})"
+                )
+
+
+def load(inventory_path: Path | None, thresholds_path: Path | None) -> Config:
+    """Read and validate both files; ``None`` means that file is absent and defaults apply.
+
+    Raises ``ConfigError`` with one line naming the file, the key and what was expected; the
+    values of ``${VAR}`` references never appear in it.
+    """
+    secrets: set[str] = set()
+    inventory_file = inventory_path.name if inventory_path else "inventory.toml"
+    thresholds_file = thresholds_path.name if thresholds_path else "thresholds.toml"
+    try:
+        raw = _read_toml(inventory_path) if inventory_path else {}
+        raw = _expand_env(raw, (), secrets, inventory_file)
+        try:
+            inventory = Inventory.model_validate(raw)
+        except ValidationError as exc:
+            raise _invalid(inventory_file, Inventory, exc) from None
+        raw_limits = _read_toml(thresholds_path) if thresholds_path else {}
+        limits = _check_limits(thresholds_file, raw_limits)
+        _check_overrides(thresholds_file, inventory_file, inventory, limits)
+    except ConfigError as exc:
+        raise ConfigError(redact(str(exc), secrets)) from None
     return Config(inventory, limits, inventory_path, thresholds_path, secrets)
+
+
+def check_schedule(loaded: Config, check_ids: set[str]) -> None:
+    """Every check ``[settings.schedule]`` moves exists (``check_ids``: those of the suites)."""
+    file = loaded.inventory_path.name if loaded.inventory_path else "inventory.toml"
+    for key in loaded.inventory.settings.schedule:
+        if key not in check_ids:
+            close = difflib.get_close_matches(key, sorted(check_ids), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{file}: {_where(('settings', 'schedule', key))}: no such check{hint}"
+            )
 
 
 def redact(text: str, secrets: set[str]) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
-

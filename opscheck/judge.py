@@ -69,8 +69,9 @@ class ProbeError(Exception):
 class Limits:
     """The ``limits`` fixture: judge measurements of the current target and record them."""
 
-    def __init__(self, config: Config, item: pytest.Item, target: str | None,
-                 fail_on_warn: bool) -> None:
+    def __init__(
+        self, config: Config, item: pytest.Item, target: str | None, fail_on_warn: bool
+    ) -> None:
         self._config = config
         self._item = item
         self._target = target
@@ -88,8 +89,9 @@ class Limits:
         if failures:
             pytest.fail("\n".join(failures), pytrace=False)
 
-    def check(self, key: str, measured: Measurement | Iterable[Measurement],
-              limit: Limit | None = None) -> Verdict:
+    def check(
+        self, key: str, measured: Measurement | Iterable[Measurement], limit: Limit | None = None
+    ) -> Verdict:
         """Judge ``measured`` against the threshold of ``key`` for this target; fail on CRIT."""
         items = [measured] if isinstance(measured, Measurement) else list(measured)
         threshold = self._config.threshold(key, self._target, limit)
@@ -102,8 +104,15 @@ class Limits:
             if v is not Verdict.OK
         ]
         detail = "\n".join(m.detail for m in items if m.detail)
-        self._record(key, shown, threshold.describe(), worst, "; ".join(bad), detail,
-                     values=[m.value for m in items])
+        self._record(
+            key,
+            shown,
+            threshold.describe(),
+            worst,
+            "; ".join(bad),
+            detail,
+            values=[m.value for m in items],
+        )
         return worst
 
     def expect(self, key: str, ok: bool, measured: str, expected: str, detail: str = "") -> Verdict:
@@ -120,8 +129,16 @@ class Limits:
         assert level is not None
         return f"{op} {name} {units.format_value(level, threshold.kind)}"
 
-    def _record(self, key: str, measured: str, threshold: str, verdict: Verdict, problem: str,
-                detail: str, values: list[float] | None = None) -> None:
+    def _record(
+        self,
+        key: str,
+        measured: str,
+        threshold: str,
+        verdict: Verdict,
+        problem: str,
+        detail: str,
+        values: list[float] | None = None,
+    ) -> None:
         props: list[tuple[str, Any]] = self._item.user_properties
         prefix = f"{self._target}: " if self._target else ""
         message = f"{prefix}{problem}" if problem else ""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +21,32 @@ RUN_KEY = pytest.StashKey[Run]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("opscheck", "opscheck operations checks")
-    group.addoption("--inventory", metavar="PATH",
-                    help="targets to check (default: $OPSCHECK_INVENTORY, else ./inventory.toml)")
-    group.addoption("--thresholds", metavar="PATH",
-                    help="limits (default: $OPSCHECK_THRESHOLDS, else ./thresholds.toml)")
-    group.addoption("--fail-on-warn", action="store_true",
-                    help="a WARN verdict fails the test (default: it passes and is reported)")
-    group.addoption("--archive", action="store_true",
-                    help="write HTML, JUnit and JSON reports to REPORTS_DIR/YYYY-MM-DD/")
-    group.addoption("--reports-dir", metavar="DIR", default=None,
-                    help="where --archive writes (default: $OPSCHECK_REPORTS_DIR, else ./reports)")
+    group.addoption(
+        "--inventory",
+        metavar="PATH",
+        help="targets to check (default: $OPSCHECK_INVENTORY, else ./inventory.toml)",
+    )
+    group.addoption(
+        "--thresholds",
+        metavar="PATH",
+        help="limits (default: $OPSCHECK_THRESHOLDS, else ./thresholds.toml)",
+    )
+    group.addoption(
+        "--fail-on-warn",
+        action="store_true",
+        help="a WARN verdict fails the test (default: it passes and is reported)",
+    )
+    group.addoption(
+        "--archive",
+        action="store_true",
+        help="write HTML, JUnit and JSON reports to REPORTS_DIR/YYYY-MM-DD/",
+    )
+    group.addoption(
+        "--reports-dir",
+        metavar="DIR",
+        default=None,
+        help="where --archive writes (default: $OPSCHECK_REPORTS_DIR, else ./reports)",
+    )
     group.addoption("--json-report", metavar="PATH", help="also write the results as JSON here")
 
 
@@ -52,6 +68,8 @@ def pytest_configure(config: pytest.Config) -> None:
     thresholds = _config_path(config, "thresholds", "OPSCHECK_THRESHOLDS", "thresholds.toml")
     try:
         loaded = cfg.load(inventory, thresholds)
+        if loaded.inventory.settings.schedule:
+            cfg.check_schedule(loaded, _suite_check_ids(config))
     except cfg.ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG_KEY] = loaded
@@ -59,6 +77,18 @@ def pytest_configure(config: pytest.Config) -> None:
     from opscheck import report
 
     config.pluginmanager.register(report.Reporter(config, loaded), "opscheck-reporter")
+
+
+def _suite_check_ids(config: pytest.Config) -> set[str]:
+    """The check ids of the suites, read from their source: ``[settings.schedule]`` is validated
+    at start-up, before collection (which xdist runs only in the workers, too late to stop)."""
+    ids = set()
+    for folder in config.getini("testpaths"):
+        for module in (config.rootpath / folder).glob("*/test_*.py"):
+            if module.parent.name in cfg.COMPONENTS:
+                for name in re.findall(r"^(?:async )?def test_(\w+)", module.read_text(), re.M):
+                    ids.add(f"{module.parent.name}.{name}")
+    return ids
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -73,13 +103,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if argname not in metafunc.fixturenames:
             continue
         targets = loaded.targets(component)
+        source = loaded.inventory_path.name if loaded.inventory_path else "no inventory file"
+        reason = f"no [[{component}]] target in {source}"
+        # A check that needs a setting (services, json, samples ...) runs only for the targets
+        # that have it, instead of reporting a skip per target that does not.
+        for mark in metafunc.definition.iter_markers("applies_to"):
+            setting, what = mark.args[0], mark.kwargs.get("what", f"sets {mark.args[0]}")
+            kept = [t for t in targets if getattr(t, setting)]
+            if targets and not kept:
+                reason = f"no [[{component}]] target in {source} {what}"
+            targets = kept
         if targets:
             metafunc.parametrize(argname, targets, ids=[t.name for t in targets])
         else:
-            source = loaded.inventory_path.name if loaded.inventory_path else "no inventory file"
-            reason = f"no [[{component}]] target in {source}"
-            metafunc.parametrize(argname, [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
-                                 ids=["-"])
+            skipped = pytest.param(None, marks=pytest.mark.skip(reason=reason))
+            metafunc.parametrize(argname, [skipped], ids=["-"])
 
 
 def check_id(item: pytest.Item) -> str | None:
@@ -105,13 +143,6 @@ def target_of(item: pytest.Item) -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Apply ``[settings.schedule]`` before ``-m`` selects, and label every check."""
     moves = config.stash[CONFIG_KEY].inventory.settings.schedule
-    ids = {cid for item in items if (cid := check_id(item))}
-    components = {i.split(".", 1)[0] for i in ids}
-    for key in moves:
-        if key.split(".", 1)[0] in components and key not in ids:
-            close = difflib.get_close_matches(key, sorted(ids), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise pytest.UsageError(f"inventory.toml: settings.schedule.{key}: no such check{hint}")
     for item in items:
         cid = check_id(item)
         if cid is None:
@@ -121,12 +152,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for schedule in moves[cid]:
                 item.add_marker(schedule)
         marks = {m.name for m in item.iter_markers()}
-        item.user_properties.extend([
-            ("check_id", cid),
-            ("target", target_of(item) or ""),
-            ("schedule", " ".join(s for s in SCHEDULES if s in marks)),
-            ("category", " ".join(c for c in CATEGORIES if c in marks)),
-        ])
+        item.user_properties.extend(
+            [
+                ("check_id", cid),
+                ("target", target_of(item) or ""),
+                ("schedule", " ".join(s for s in SCHEDULES if s in marks)),
+                ("category", " ".join(c for c in CATEGORIES if c in marks)),
+            ]
+        )
 
 
 @pytest.fixture(scope="session")
@@ -138,8 +171,12 @@ def opscheck_run(pytestconfig: pytest.Config) -> Run:
 @pytest.fixture
 def limits(request: pytest.FixtureRequest, opscheck_run: Run) -> Limits:
     """Judge measurements of this test's target and record them on its report."""
-    return Limits(opscheck_run.config, request.node, target_of(request.node),
-                  bool(request.config.getoption("fail_on_warn")))
+    return Limits(
+        opscheck_run.config,
+        request.node,
+        target_of(request.node),
+        bool(request.config.getoption("fail_on_warn")),
+    )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -149,18 +186,23 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         return (yield)
     except ProbeError as exc:
         target = target_of(item)
-        pytest.fail(f"{target}: {exc}" if target else str(exc), pytrace=False)
+        message = f"{target}: {exc}" if target else str(exc)
+        raise pytest.fail.Exception(message, pytrace=False) from None  # no chained traceback
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
-    """Keep secrets out of every report: failure text and recorded properties."""
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[Any]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep secrets out of every report: failure text, skip reason and recorded properties."""
+    report = yield
     secrets = item.config.stash[CONFIG_KEY].secrets
     if not secrets:
-        return
-    if report.longrepr is not None:
+        return report
+    if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
+        path, line, reason = report.longrepr
+        report.longrepr = (path, line, cfg.redact(reason, secrets))
+    elif report.longrepr is not None:
         text = str(report.longrepr)
         clean = cfg.redact(text, secrets)
         if clean != text:
@@ -169,6 +211,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         (k, cfg.redact(v, secrets) if isinstance(v, str) else v) for k, v in report.user_properties
     ]
     report.sections = [(k, cfg.redact(v, secrets)) for k, v in report.sections]
+    return report
 
 
 def verdict_of(report: pytest.TestReport) -> str | None:

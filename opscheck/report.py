@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
+import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -42,7 +44,8 @@ def _props(report: pytest.TestReport) -> dict[str, Any]:
 def _reason(report: pytest.TestReport) -> str:
     if isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
-    text = report.longreprtext.strip()
+    # xdist heads a worker's failure with "[gw0] linux -- Python 3.11 ...": not the reason.
+    text = re.sub(r"^\[gw\d+\] .*\n", "", report.longreprtext).strip()
     return text[-2000:]
 
 
@@ -63,7 +66,7 @@ class Archive:
         while True:
             self.stem = base if number == 1 else f"{base}-{number}"
             self._lock = self.day / f".{self.stem}.lock"
-            taken = any((self.day / f"{self.stem}.{ext}").exists() for ext in ("html", "xml", "json"))
+            taken = any(self.final(ext).exists() for ext in ("html", "xml", "json"))
             if not taken:
                 try:
                     os.close(os.open(self._lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
@@ -82,6 +85,12 @@ class Archive:
         for ext in ("html", "xml"):
             if self.partial(ext).exists():
                 os.replace(self.partial(ext), self.final(ext))
+        self._lock.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Release the name of a run that ended before its reports were written."""
+        for ext in ("html", "xml"):
+            self.partial(ext).unlink(missing_ok=True)
         self._lock.unlink(missing_ok=True)
 
 
@@ -104,8 +113,11 @@ class Reporter:
         json_path = config.getoption("json_report")
         self._json_path = Path(json_path) if json_path else None
         if self._controller and config.getoption("archive"):
-            root = Path(config.getoption("reports_dir") or os.environ.get("OPSCHECK_REPORTS_DIR")
-                        or config.rootpath / "reports")
+            root = Path(
+                config.getoption("reports_dir")
+                or os.environ.get("OPSCHECK_REPORTS_DIR")
+                or config.rootpath / "reports"
+            )
             self.archive = Archive(root, schedule_name(config.option.markexpr or ""))
             config.option.htmlpath = str(self.archive.partial("html"))
             config.option.self_contained_html = True
@@ -126,6 +138,8 @@ class Reporter:
                 entry[key] = props[key]
         if report.when == "call" or (report.when == "setup" and not report.passed):
             entry["outcome"] = self._outcome(report, props)
+            if entry["outcome"] == "warned":
+                self._junit_warning(report, props)
         elif report.when == "teardown" and report.failed:
             entry["outcome"] = "error"
         if (report.failed or report.skipped) and "reason" not in entry:
@@ -138,6 +152,19 @@ class Reporter:
         if report.failed:
             return "error" if report.when != "call" else "failed"
         return "warned" if props.get("verdict") == "WARN" else "passed"
+
+    def _junit_warning(self, report: pytest.TestReport, props: dict[str, Any]) -> None:
+        """JUnit has no warning state: write the WARN line to the test case's system-out, which CI
+        viewers show (Jenkins, GitLab), beside the verdict property."""
+        from _pytest.junitxml import bin_xml_escape, xml_key
+
+        logxml = self._config.stash.get(xml_key, None)
+        if logxml is None:
+            return
+        node = ET.Element("system-out")
+        lines = [f"WARN {props.get('message') or props.get('measured', '')}", props.get("detail")]
+        node.text = bin_xml_escape("\n".join(line for line in lines if line))
+        logxml.node_reporter(report).append(node)
 
     def counts(self) -> Counter[str]:
         return Counter(r.get("outcome", "error") for r in self._results.values())
@@ -173,14 +200,16 @@ class Reporter:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
-        cells[2:2] = [f'<th class="sortable" data-column-type="{c}">{c.title()}</th>'
-                      for c in _COLUMNS]
+        cells[2:2] = [
+            f'<th class="sortable" data-column-type="{c}">{c.title()}</th>' for c in _COLUMNS
+        ]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         props = _props(report)
         verdict = props.get("verdict") or {"failed": "FAIL", "skipped": "SKIP"}.get(
-            report.outcome, "")
+            report.outcome, ""
+        )
         if report.failed and report.when != "call":
             verdict = "ERROR"
         values = {
@@ -194,8 +223,9 @@ class Reporter:
         cells[2:2] = new
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_summary(self, prefix: list[str], summary: list[str],
-                                    postfix: list[str], session: pytest.Session) -> None:
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+    ) -> None:
         rows = "".join(
             f"<tr><td>{c}</td>" + "".join(f"<td>{n[o]}</td>" for o in OUTCOMES) + "</tr>"
             for c, n in self.by_category().items()
@@ -208,8 +238,10 @@ class Reporter:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report: Any) -> None:
-        report.title = f"opscheck {schedule_name(self._config.option.markexpr or '')} " \
-                       f"{self._started:%Y-%m-%d %H:%M} UTC"
+        report.title = (
+            f"opscheck {schedule_name(self._config.option.markexpr or '')} "
+            f"{self._started:%Y-%m-%d %H:%M} UTC"
+        )
 
     # -- files --------------------------------------------------------------------------------
 
@@ -230,6 +262,10 @@ class Reporter:
         if self.archive:
             self.archive.publish()
             self._point_plugins_at_final_paths()
+
+    def pytest_unconfigure(self) -> None:
+        if self.archive:
+            self.archive.discard()
 
     def _point_plugins_at_final_paths(self) -> None:
         assert self.archive

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +39,9 @@ class Run:
     def timeout(self, target: Any) -> float:
         return float(target.timeout or self.config.inventory.settings.timeout)
 
-    def connect(self, component: str, name: str, opener: Callable[[], T],
-                connectivity_test: str) -> T:
+    def connect(
+        self, component: str, name: str, opener: Callable[[], T], connectivity_test: str
+    ) -> T:
         """Return the cached client of a target, opening it once; fail at once if that failed."""
         key = (component, name)
         if key in self._errors:
@@ -52,7 +54,8 @@ class Run:
                 self._clients[key] = opener()
             except Unreachable as exc:
                 self._errors[key] = str(exc)
-                pytest.fail(f"{name}: unreachable: {exc}", pytrace=False)
+                message = f"{name}: unreachable: {exc}"
+                raise pytest.fail.Exception(message, pytrace=False) from None  # not chained
         client: T = self._clients[key]
         return client
 
@@ -61,10 +64,8 @@ class Run:
 
     def close(self) -> None:
         for closer in reversed(self._closers):
-            try:
+            with contextlib.suppress(Exception):  # closing is best effort at the end of the run
                 closer()
-            except Exception:  # noqa: S110 - closing is best effort at the end of the run
-                pass
         self._closers.clear()
         self._clients.clear()
         if self._tmp is not None:

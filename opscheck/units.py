@@ -29,6 +29,13 @@ _EXAMPLES: dict[Kind, str] = {
     "number": "a number such as 100",
     "days": "a number of days such as 14 or '14d'",
 }
+_UNITS: dict[Kind, tuple[str, ...]] = {
+    "duration": tuple(_DURATION),
+    "size": tuple(_SIZE),
+    "percent": ("%",),
+    "number": (),
+    "days": ("d",),
+}
 _QUANTITY = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z%]*)\s*$")
 
 
@@ -44,16 +51,21 @@ def parse(value: object, kind: Kind) -> float:
         if kind == "duration":
             # A bare number for a duration is ambiguous (ms or s?): demand a unit.
             raise UnitError(f"expected {_EXAMPLES[kind]} (with a unit), got {value!r}")
-        return float(value)
-    if not isinstance(value, str):
+        number, factor = float(value), 1.0
+    elif isinstance(value, str) and (match := _QUANTITY.match(value)):
+        number, unit = float(match.group(1)), match.group(2)
+        found = _factor(kind, unit)
+        if found is None:
+            known = f"known: {', '.join(_UNITS[kind])}" if _UNITS[kind] else "write no unit"
+            raise UnitError(
+                f"expected {_EXAMPLES[kind]}, got {value!r} (unknown unit {unit!r}; {known})"
+            )
+        factor = found
+    else:
         raise UnitError(f"expected {_EXAMPLES[kind]}, got {value!r}")
-    match = _QUANTITY.match(value)
-    if not match:
-        raise UnitError(f"expected {_EXAMPLES[kind]}, got {value!r}")
-    number, unit = float(match.group(1)), match.group(2)
-    factor = _factor(kind, unit)
-    if factor is None:
-        raise UnitError(f"expected {_EXAMPLES[kind]}, got {value!r} (unknown unit {unit!r})")
+    # Only plain numbers may be negative: a negative size, duration or percentage is a typo.
+    if number < 0 and kind != "number":
+        raise UnitError(f"expected {_EXAMPLES[kind]}, got {value!r} (negative)")
     return number * factor
 
 

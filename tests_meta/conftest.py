@@ -21,18 +21,29 @@ class Suite:
         self.pytester = pytester
         self.json_path = pytester.path / "results.json"
 
-    def run(self, inventory: str, thresholds: str = "", *args: str,
-            paths: tuple[str, ...] = ("suites",)) -> pytest.RunResult:
+    def run(
+        self, inventory: str, thresholds: str = "", *args: str, paths: tuple[str, ...] = ("suites",)
+    ) -> pytest.RunResult:
         inv = self.pytester.path / "inventory.toml"
         thr = self.pytester.path / "thresholds.toml"
         inv.write_text(textwrap.dedent(inventory))
         thr.write_text(textwrap.dedent(thresholds))
         self.json_path.unlink(missing_ok=True)
         return self.pytester.runpytest_inprocess(
-            "-c", str(REPO / "pytest.ini"), "--rootdir", str(REPO),
-            "--inventory", str(inv), "--thresholds", str(thr),
-            "--json-report", str(self.json_path), "-p", "no:xdist",
-            *args, *(str(REPO / p) for p in paths),
+            "-c",
+            str(REPO / "pytest.ini"),
+            "--rootdir",
+            str(REPO),
+            "--inventory",
+            str(inv),
+            "--thresholds",
+            str(thr),
+            "--json-report",
+            str(self.json_path),
+            "-p",
+            "no:xdist",
+            *args,
+            *(str(REPO / p) for p in paths),
         )
 
     def results(self) -> dict[str, dict[str, Any]]:

@@ -16,42 +16,60 @@ def _run(host: Any, command: str) -> str:
     return str(result.stdout)
 
 
-def _df(host: Any, flag: str, mounts: list[str]) -> list[tuple[str, str, int, int]]:
-    """(source, mount, used, total) rows of ``df -P``; real filesystems unless mounts are named."""
-    args = " ".join(shlex.quote(m) for m in mounts)
+def _df(host: Any, flag: str, mounts: list[str]) -> list[tuple[str, int, int, int]]:
+    """(mount, used, available, total) of ``df -P``; real file systems unless mounts are named."""
+    command = " ".join(["df", "-P", flag, *(shlex.quote(m) for m in mounts)])
+    result = host.run(command)
     rows = []
-    for line in _run(host, f"df -P {flag} {args}").splitlines()[1:]:
+    for line in result.stdout.splitlines()[1:]:
         parts = line.split()
-        if len(parts) < 6 or not parts[2].isdigit() or not parts[1].isdigit():
-            continue
-        source, total, used, mount = parts[0], int(parts[1]), int(parts[2]), " ".join(parts[5:])
+        if len(parts) < 6 or not all(p.isdigit() for p in parts[1:4]):
+            continue  # file systems without inode counts show "-"
+        source, mount = parts[0], " ".join(parts[5:])
+        total, used, available = int(parts[1]), int(parts[2]), int(parts[3])
         if not mounts and not (source.startswith("/") or mount == "/"):
             continue  # tmpfs, overlay layers, proc: not the disks an operator watches
-        rows.append((source, mount, used, total))
+        rows.append((mount, used, available, total))
+    # df exits 1 when one mount of many cannot be read (a stale NFS, a FUSE mount of another
+    # user): measure the rest, unless a mount the operator named is the one that failed.
+    if result.rc != 0 and (mounts or not rows):
+        raise ProbeError(f"`{command}` exited {result.rc}: {result.stderr.strip()[:300]}")
     seen: set[str] = set()
-    return [r for r in rows if not (r[1] in seen or seen.add(r[1]))]  # type: ignore[func-returns-value]
+    return [r for r in rows if not (r[0] in seen or seen.add(r[0]))]  # type: ignore[func-returns-value]
+
+
+def _used_pct(used: int, available: int) -> float:
+    # As df's Use%: of the space users can have. Blocks reserved for root count as neither, so
+    # the disk is "100 %" when writes start to fail, not at 95 % of the raw size.
+    return 100.0 * used / (used + available) if used + available else 0.0
 
 
 def disk_used_pct(host: Any, mounts: list[str]) -> list[Measurement]:
-    """Space used per mount, as ``df -h`` shows it."""
-    return [
-        Measurement(100.0 * used / total, subject=mount,
-                    text=f"{100.0 * used / total:.1f} % used "
-                         f"({format_value(used * 1024, 'size')} of {format_value(total * 1024, 'size')})")
-        for _, mount, used, total in _df(host, "-k", mounts) if total
-    ]
+    """Space used per mount, as ``df -h`` shows it (Use%)."""
+    measurements = []
+    for mount, used, available, total in _df(host, "-k", mounts):
+        if not total:
+            continue
+        pct = _used_pct(used, available)
+        size = f"{format_value(used * 1024, 'size')} of {format_value(total * 1024, 'size')}"
+        measurements.append(Measurement(pct, subject=mount, text=f"{pct:.1f} % used ({size})"))
+    return measurements
 
 
 def inode_used_pct(host: Any, mounts: list[str]) -> list[Measurement]:
     """Inodes used per mount (``df -i``); file systems without inode counts are left out."""
-    return [
-        Measurement(100.0 * used / total, subject=mount,
-                    text=f"{100.0 * used / total:.1f} % inodes used ({used} of {total})")
-        for _, mount, used, total in _df(host, "-i", mounts) if total
-    ]
+    measurements = []
+    for mount, used, available, total in _df(host, "-i", mounts):
+        if not total:
+            continue
+        pct = _used_pct(used, available)
+        text = f"{pct:.1f} % inodes used ({used} of {total})"
+        measurements.append(Measurement(pct, subject=mount, text=text))
+    return measurements
 
 
 def meminfo(host: Any) -> dict[str, int]:
+    """``/proc/meminfo`` in bytes."""
     values = {}
     for line in host.file("/proc/meminfo").content_string.splitlines():
         key, _, rest = line.partition(":")
@@ -67,22 +85,27 @@ def memory_used_pct(host: Any) -> Measurement:
     total, available = info["MemTotal"], info.get("MemAvailable", info.get("MemFree", 0))
     used = total - available
     pct = 100.0 * used / total
-    return Measurement(pct, text=f"{pct:.1f} % memory used "
-                                 f"({format_value(used, 'size')} of {format_value(total, 'size')})")
+    return Measurement(
+        pct,
+        text=f"{pct:.1f} % memory used "
+        f"({format_value(used, 'size')} of {format_value(total, 'size')})",
+    )
 
 
 def cpu_count(host: Any) -> int:
+    """Online CPUs of the host."""
     return max(1, int(_run(host, "getconf _NPROCESSORS_ONLN").strip() or 1))
 
 
 def load_per_core(host: Any) -> Measurement:
     """1-minute load average divided by the number of online CPUs."""
-    load1, load5, load15 = (float(x) for x in
-                            host.file("/proc/loadavg").content_string.split()[:3])
+    load1, load5, load15 = (float(x) for x in host.file("/proc/loadavg").content_string.split()[:3])
     cores = cpu_count(host)
-    return Measurement(load1 / cores,
-                       text=f"load {load1:.2f} on {cores} cores ({load1 / cores:.2f} per core)",
-                       detail=f"load average 1/5/15 min: {load1} {load5} {load15}")
+    return Measurement(
+        load1 / cores,
+        text=f"load {load1:.2f} on {cores} cores ({load1 / cores:.2f} per core)",
+        detail=f"load average 1/5/15 min: {load1} {load5} {load15}",
+    )
 
 
 def cpu_busy_pct(host: Any, sample_seconds: float) -> Measurement:
@@ -97,29 +120,64 @@ def cpu_busy_pct(host: Any, sample_seconds: float) -> Measurement:
 
 
 def uptime(host: Any) -> Measurement:
+    """Seconds since boot (``/proc/uptime``)."""
     seconds = float(host.file("/proc/uptime").content_string.split()[0])
     return Measurement(seconds, text=f"up {format_value(seconds, 'duration')}")
 
 
-def service_running(host: Any, name: str) -> tuple[bool, str]:
-    """Through systemd where it runs; otherwise (containers, hand-started daemons) by process."""
+def services_running(host: Any, names: list[str]) -> list[tuple[bool, str]]:
+    """(running, text) per service: through systemd where it runs, else by process name.
+
+    Without systemd (containers, hand-started daemons) ``host.service`` reports every daemon as
+    stopped, so the process table decides: one ``ps`` for all names.
+    """
     if host.file("/run/systemd/system").is_directory:
-        service = host.service(name)
-        if service.is_running:
-            return True, f"{name}: running (systemd)"
-        return False, f"{name}: not running (systemd unit {name})"
-    count = len(host.process.filter(comm=name[:15]))  # comm is cut to 15 characters
-    if count:
-        return True, f"{name}: {count} process{'es' if count > 1 else ''}"
-    return False, f"{name}: not running (no process named {name})"
+        running = [bool(host.service(name).is_running) for name in names]
+        return [
+            (ok, f"{name}: running (systemd)" if ok else f"{name}: not running (systemd unit)")
+            for name, ok in zip(names, running, strict=True)
+        ]
+    commands = _run(host, "ps -A -o comm=").splitlines()
+    states = []
+    for name in names:
+        comm = name.removesuffix(".service")
+        count = sum(1 for c in commands if c.strip() in (comm, comm[:15]))  # comm is cut to 15
+        states.append(
+            (True, f"{name}: {count} process{'es' if count > 1 else ''}")
+            if count
+            else (False, f"{name}: not running (no process named {comm})")
+        )
+    return states
 
 
-def port_spec(port: int | str) -> str:
-    return f"tcp://{port}" if isinstance(port, int) or str(port).isdigit() else str(port)
+def not_listening(host: Any, ports: list[int | str]) -> list[str]:
+    """The entries of ``ports`` nothing listens on, from one ``ss -l`` (or ``netstat``) reading.
 
+    A bare port (``5432`` or ``tcp://5432``) listens when any address has it: testinfra alone
+    would demand both 0.0.0.0 and ::, and call a daemon bound to 127.0.0.1 closed.
+    """
+    from testinfra.modules.socket import parse_socketspec
 
-def listening(host: Any, port: int | str) -> bool:
-    return bool(host.socket(port_spec(port)).is_listening)
+    any_address = set()
+    for spec in host.socket.get_listening_sockets():
+        protocol, _, address = spec.partition("://")
+        if protocol != "unix":
+            any_address.add((protocol, int(address.rsplit(":", 1)[1])))
+    closed = []
+    for port in ports:
+        spec = f"tcp://{port}" if isinstance(port, int) or str(port).isdigit() else str(port)
+        try:
+            protocol, address, number = parse_socketspec(spec)
+        except RuntimeError as exc:  # testinfra's word for a malformed spec
+            hint = "expected 5432 or tcp://127.0.0.1:5432"
+            raise ProbeError(f"ports: {port!r}: {exc} ({hint})") from None
+        if protocol != "unix" and address is None:
+            ok = (protocol, number) in any_address
+        else:
+            ok = bool(host.socket(spec).is_listening)
+        if not ok:
+            closed.append(str(port))
+    return closed
 
 
 def dir_size(host: Any, path: str) -> Measurement:
@@ -131,14 +189,31 @@ def dir_size(host: Any, path: str) -> Measurement:
     return Measurement(size, subject=path, text=format_value(size, "size"))
 
 
-def reachable(host: Any, address: str, timeout: float) -> tuple[bool, str]:
-    """TCP connect from the host itself, as the runbooks' ``nc -z`` / ``ping`` lines do."""
-    name, _, port = address.rpartition(":")
-    name = name.strip("[]")
-    seconds = max(1, round(timeout))
-    script = f"exec 3<>/dev/tcp/{name}/{port}"
-    result = host.run(f"timeout {seconds} bash -c {shlex.quote(script)}")
-    if result.rc == 0:
-        return True, f"{address} reachable"
-    why = "timed out" if result.rc == 124 else (result.stderr.strip().split(": ")[-1] or "refused")
-    return False, f"{address} not reachable ({why})"
+def reachable(host: Any, addresses: list[str], timeout: float) -> list[tuple[bool, str]]:
+    """(ok, text) per ``host:port``: a TCP connect from the host itself, as ``nc -z`` does.
+
+    All connects run at once in one command, so dead dependencies cost one timeout, not one each.
+    """
+    checks = []
+    for index, address in enumerate(addresses):
+        name, _, port = address.rpartition(":")
+        connect = shlex.quote(f"exec 3<>/dev/tcp/{name.strip('[]')}/{int(port)}")
+        # ${out##*: } keeps the reason of bash's "bash: connect: Connection refused".
+        checks.append(
+            f"(out=$(timeout {timeout:g} bash -c {connect} 2>&1); "
+            f'echo "{index} $? ${{out##*: }}") &'
+        )
+    out = _run(host, "bash -c " + shlex.quote(" ".join([*checks, "wait"])))
+    results: dict[int, tuple[int, str]] = {}
+    for line in out.splitlines():
+        fields = line.split(" ", 2)
+        results[int(fields[0])] = (int(fields[1]), fields[2].strip() if len(fields) > 2 else "")
+    states = []
+    for index, address in enumerate(addresses):
+        rc, why = results.get(index, (-1, "no answer from the check"))
+        if rc == 0:
+            states.append((True, f"{address} reachable"))
+        else:
+            reason = f"timed out after {format_value(timeout, 'duration')}" if rc == 124 else why
+            states.append((False, f"{address} not reachable ({reason or 'refused'})"))
+    return states

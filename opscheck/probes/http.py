@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
+import os
+import re
 import socket
 import ssl
 import time
+import warnings
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from opscheck.config import HttpTarget
+from opscheck.config import HttpTarget, redact
 from opscheck.judge import Measurement, ProbeError
 from opscheck.session import Unreachable
-
 
 _CONNECTION_ERRORS = (
     ("Connection refused", "connection refused"),
@@ -25,47 +28,59 @@ _CONNECTION_ERRORS = (
 )
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, timeout: float | None = None) -> str:
     """The one line of a requests/ssl error an operator needs, without the adapter noise."""
     import requests
 
+    # requests repeats the path and query ("with url: /x?token=..."): the caller names the URL
+    # in full, where it is redacted as a whole; a cut-off copy could leak half a secret.
+    text = re.sub(r" with url: \S+", "", str(exc))
     if isinstance(exc, requests.exceptions.SSLError):
-        text = str(exc)
         for marker in ("certificate verify failed: ", "SSL: "):
             if marker in text:
                 return "TLS: " + text.split(marker, 1)[1].split("(_ssl")[0].rstrip(" ')\"")
         return f"TLS: {text[:200]}"
     if isinstance(exc, requests.exceptions.ReadTimeout):
-        return "no response within the timeout (read timed out)"
+        within = f"{timeout:g} s" if timeout else "the timeout"
+        return f"no response within {within} (read timed out)"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connection timed out"
+        return f"connection timed out{f' after {timeout:g} s' if timeout else ''}"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        text = str(exc)
         for known, said in _CONNECTION_ERRORS:
             if known in text:
                 return said
         return f"connection failed: {text[:200]}"
-    return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return f"{type(exc).__name__}: {text[:200]}"
 
 
 class Endpoint:
     """A configured endpoint with its own session; the first response is shared by its checks."""
 
-    def __init__(self, target: HttpTarget, timeout: float) -> None:
+    def __init__(self, target: HttpTarget, timeout: float, secrets: Iterable[str] = ()) -> None:
         import requests
 
         self.target = target
         self.timeout = timeout
+        self.secrets = set(secrets)
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": "opscheck", **target.headers})
-        self.session.verify = target.verify
         self.first: Any = None
         self.tls_error: str | None = None
         self._samples: list[float] | None = None
 
     def _get(self) -> Any:
-        return self.session.request(self.target.method, self.target.url,
-                                    timeout=(self.timeout, self.timeout))
+        import urllib3
+
+        with warnings.catch_warnings():
+            # verify = false is the operator's explicit choice; the TLS checks report on it.
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            # verify per request: a session's verify loses to $REQUESTS_CA_BUNDLE (requests#3829).
+            return self.session.request(
+                self.target.method,
+                self.target.url,
+                verify=self.target.verify,
+                timeout=(self.timeout, self.timeout),
+            )
 
     def open(self) -> Endpoint:
         """Make the first request; a refused or silent server makes the endpoint unreachable."""
@@ -76,11 +91,17 @@ class Endpoint:
         except requests.exceptions.SSLError as exc:
             self.tls_error = describe_error(exc)  # reachable, but its certificate is refused
         except requests.exceptions.RequestException as exc:
-            raise Unreachable(f"{self.target.method} {self.target.url}: {describe_error(exc)}") \
-                from None
+            raise Unreachable(
+                f"{self.target.method} {self.target.url}: {describe_error(exc, self.timeout)}"
+            ) from None
         return self
 
+    def excerpt(self, text: str, limit: int = 300) -> str:
+        """The start of a body for a message, secrets redacted before it is cut short."""
+        return repr(redact(text, self.secrets)[:limit])
+
     def response(self) -> Any:
+        """The first response; a refused certificate fails the check that asks for it."""
         if self.tls_error:
             raise ProbeError(f"{self.target.url}: {self.tls_error}")
         return self.first
@@ -91,20 +112,23 @@ class Endpoint:
 
         if self._samples is None:
             self.response()
-            samples = []
+            samples: list[float] = []
             for _ in range(self.target.samples):
                 start = time.perf_counter()
                 try:
                     self._get().content  # noqa: B018 - the body is part of the response time
                 except requests.exceptions.RequestException as exc:
-                    raise ProbeError(f"sample {len(samples) + 1} of {self.target.samples}: "
-                                     f"{describe_error(exc)}") from None
+                    raise ProbeError(
+                        f"sample {len(samples) + 1} of {self.target.samples}: "
+                        f"{describe_error(exc, self.timeout)}"
+                    ) from None
                 samples.append(time.perf_counter() - start)
             self._samples = samples
         return self._samples
 
 
 def status_ok(target: HttpTarget, status: int) -> bool:
+    """``expect_status`` when given, else any 2xx (as ``curl -f``, which also fails on 3xx)."""
     return status in target.expect_status if target.expect_status else 200 <= status < 300
 
 
@@ -114,33 +138,54 @@ def lookup(document: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+        elif isinstance(node, list) and _index(part, len(node)):
             node = node[int(part)]
         else:
             raise KeyError(path)
     return node
 
 
-def json_document(response: Any) -> Any:
+def _index(part: str, length: int) -> bool:
+    return part.lstrip("-").isdigit() and -length <= int(part) < length
+
+
+def same_value(found: Any, expected: Any) -> bool:
+    """JSON equality as an operator means it: ``true`` is not ``1``, ``12`` is ``12.0``."""
+    return found == expected and isinstance(found, bool) == isinstance(expected, bool)
+
+
+def json_document(endpoint: Any) -> Any:
+    """The first response of ``endpoint`` decoded as JSON; a ProbeError saying what came instead."""
+    response = endpoint.response()
     try:
         return response.json()
     except ValueError:
         kind = response.headers.get("Content-Type", "no content type")
-        raise ProbeError(f"{response.url}: response is not JSON ({kind}): "
-                         f"{response.text[:120]!r}") from None
+        raise ProbeError(
+            f"{endpoint.target.url}: response is not JSON ({kind}): "
+            f"{endpoint.excerpt(response.text, 120)}"
+        ) from None
 
 
 def average(samples: list[float]) -> Measurement:
+    """Mean response time of the samples."""
     value = sum(samples) / len(samples)
-    return Measurement(value, text=f"average {value * 1000:.0f} ms over {len(samples)} requests",
-                       detail=_spread(samples))
+    return Measurement(
+        value,
+        text=f"average {value * 1000:.0f} ms over {len(samples)} requests",
+        detail=_spread(samples),
+    )
 
 
 def p95(samples: list[float]) -> Measurement:
+    """95th percentile response time of the samples (nearest rank: with 3 samples, the max)."""
     ordered = sorted(samples)
     value = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]  # nearest-rank percentile
-    return Measurement(value, text=f"p95 {value * 1000:.0f} ms over {len(samples)} requests",
-                       detail=_spread(samples))
+    return Measurement(
+        value,
+        text=f"p95 {value * 1000:.0f} ms over {len(samples)} requests",
+        detail=_spread(samples),
+    )
 
 
 def _spread(samples: list[float]) -> str:
@@ -156,7 +201,11 @@ def certificate(url: str, timeout: float, verify: bool | str) -> tuple[datetime,
     port = parts.port or 443
     error = None
     if verify is not False:
-        context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+        trust = _trust_store(verify)
+        context = ssl.create_default_context(
+            cafile=None if os.path.isdir(trust) else trust,
+            capath=trust if os.path.isdir(trust) else None,
+        )
         try:
             _handshake(context, hostname, port, timeout)
         except ssl.SSLCertVerificationError as exc:
@@ -169,10 +218,25 @@ def certificate(url: str, timeout: float, verify: bool | str) -> tuple[datetime,
     return cert.not_valid_after_utc, error, cert.subject.rfc4514_string()
 
 
+def _trust_store(verify: bool | str) -> str:
+    """The CA bundle requests verifies with, so both checks trust the same authorities."""
+    if isinstance(verify, str):
+        return verify
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+    return (
+        os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or DEFAULT_CA_BUNDLE_PATH
+    )
+
+
 def _handshake(context: ssl.SSLContext, hostname: str, port: int, timeout: float) -> bytes:
     try:
-        with socket.create_connection((hostname, port), timeout=timeout) as sock, \
-                context.wrap_socket(sock, server_hostname=hostname) as tls:
+        with (
+            socket.create_connection((hostname, port), timeout=timeout) as sock,
+            context.wrap_socket(sock, server_hostname=hostname) as tls,
+        ):
             der = tls.getpeercert(binary_form=True)
     except ssl.SSLCertVerificationError:
         raise
@@ -184,8 +248,12 @@ def _handshake(context: ssl.SSLContext, hostname: str, port: int, timeout: float
 
 
 def days_left(not_after: datetime) -> Measurement:
+    """Days until ``not_after``, negative once expired."""
     days = (not_after - datetime.now(UTC)).total_seconds() / 86400
     when = f"{not_after:%Y-%m-%d}"
-    text = f"expired {-days:.1f} days ago ({when})" if days < 0 else \
-        f"expires in {days:.1f} days ({when})"
+    text = (
+        f"expired {-days:.1f} days ago ({when})"
+        if days < 0
+        else f"expires in {days:.1f} days ({when})"
+    )
     return Measurement(days, text=text)

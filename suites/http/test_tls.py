@@ -4,24 +4,30 @@ import pytest
 
 from opscheck.probes import http as probes
 
-pytestmark = [pytest.mark.http, pytest.mark.security, pytest.mark.morning, pytest.mark.weekly]
+pytestmark = [
+    pytest.mark.http,
+    pytest.mark.security,
+    pytest.mark.morning,
+    pytest.mark.weekly,
+    pytest.mark.applies_to("checks_tls", what="is https"),
+]
 
 
 def _certificate(endpoint, http_target):
-    if not http_target.checks_tls:
-        pytest.skip(f"{http_target.name} is not https")
     # endpoint.timeout opens the endpoint first: a dead server fails here at once.
     return probes.certificate(http_target.url, endpoint.timeout, http_target.verify)
 
 
+@pytest.mark.applies_to("verify", what="verifies TLS")
 def test_tls_certificate_valid(endpoint, http_target, limits):
     """The certificate verifies: trusted chain, not expired, issued for this host name."""
-    if http_target.verify is False:
-        pytest.skip(f"verify = false for {http_target.name}")
-    not_after, error, subject = _certificate(endpoint, http_target)
-    limits.expect("http.tls_valid", error is None,
-                  f"TLS verification failed: {error}" if error else f"valid ({subject})",
-                  "verifies")
+    _, error, subject = _certificate(endpoint, http_target)
+    limits.expect(
+        "http.tls_valid",
+        error is None,
+        f"TLS verification failed: {error}" if error else f"valid ({subject})",
+        "verifies",
+    )
 
 
 def test_tls_certificate_not_expiring(endpoint, http_target, limits):

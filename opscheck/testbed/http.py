@@ -1,0 +1,278 @@
+"""An SRE's web app on loopback: health, metrics, auth, slow and broken routes, good and bad TLS.
+
+    with HttpTestbed(token="s3cret") as bed:
+        bed.url("https", "/health")      # https://127.0.0.1:PORT/health, trusted by bed.ca_path
+        bed.url("expired"), bed.url("blackhole"), bed.url("refused")
+
+Every server runs in a thread of this process; ``stop()`` closes every socket and joins them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import json
+import socket
+import ssl
+import tempfile
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+from opscheck.testbed import free_port
+
+HEALTHY = {"status": "healthy", "checks": {"database": {"status": "up"}}, "connections": 12}
+DEGRADED = {"status": "degraded", "checks": {"database": {"status": "down"}}, "connections": 97}
+# name -> (days valid from now, subject alternative names); all signed by the testbed's CA.
+CERTIFICATES: dict[str, tuple[float, list[str]]] = {
+    "https": (365, ["IP:127.0.0.1", "DNS:localhost"]),
+    "expired": (-10, ["IP:127.0.0.1", "DNS:localhost"]),
+    "expiring": (5, ["IP:127.0.0.1", "DNS:localhost"]),
+    "wrong_host": (365, ["DNS:wrong.example"]),
+}
+_MAX_DELAY = 5.0  # /slow never holds a handler thread longer than this
+_STATIC: dict[str, tuple[int, str | dict[str, Any]]] = {
+    "/health": (200, HEALTHY),
+    "/health/ready": (200, "ok"),
+    "/error": (500, "internal error: database connection pool exhausted"),
+    "/wrong": (200, DEGRADED),
+    "/notjson": (200, "<!doctype html><html><body>Welcome</body></html>"),
+}
+
+
+class _App(ThreadingHTTPServer):
+    daemon_threads = False  # server_close() joins every handler thread; stop() wakes them first
+
+    def __init__(self, token: str, slow: float) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)  # port 0: the kernel picks a free one
+        self.token = token
+        self.slow = slow
+        self.served: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        self._open: set[socket.socket] = set()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        request, address = super().get_request()
+        with self.lock:
+            self._open.add(request)
+        return request, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close(self) -> None:
+        """Stop accepting, wake handlers idling on keep-alive or /slow, join them, close all."""
+        self.shutdown()
+        self.closing.set()
+        with self.lock:
+            idle = list(self._open)
+        for sock in idle:
+            with contextlib.suppress(OSError):  # the plain socket: no TLS close_notify dance
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        self.server_close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that reject our certificate hang up mid-handshake: expected, not news."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the latency samples expect
+    timeout = _MAX_DELAY + 1  # a client that goes silent frees its thread
+
+    def do_GET(self) -> None:
+        app = cast(_App, self.server)
+        url = urlsplit(self.path)
+        route = url.path.rstrip("/") or "/"
+        if route in _STATIC:
+            self._send(*_STATIC[route])
+        elif route == "/slow":  # /slow?seconds=0.8; the testbed's ``slow`` by default
+            try:
+                delay = min(float(parse_qs(url.query).get("seconds", [app.slow])[0]), _MAX_DELAY)
+            except ValueError:
+                return self._send(400, "seconds: expected a number")
+            app.closing.wait(delay)
+            self._send(200, {"status": "healthy", "delay": delay})
+        elif route == "/auth":  # never echoes what the client sent
+            if self.headers.get("Authorization") == f"Bearer {app.token}":
+                self._send(200, {"status": "healthy", "user": "opscheck"})
+            else:
+                self._send(401, {"error": "unauthorized"}, {"WWW-Authenticate": "Bearer"})
+        elif route == "/headers":  # like httpbin: echoes the request headers, secrets and all
+            self._send(200, {"headers": dict(self.headers)})
+        elif route == "/metrics":
+            self._send(200, _metrics(app), {"Content-Type": "text/plain; version=0.0.4"})
+        else:
+            self._send(404, "not found")
+
+    do_HEAD = do_GET
+    do_POST = do_GET
+
+    def _send(
+        self, status: int, body: str | dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        app = cast(_App, self.server)
+        with app.lock:
+            app.served[str(status)] += 1
+        if isinstance(body, dict):
+            body, kind = json.dumps(body), "application/json"
+        else:
+            kind = "text/html" if body.startswith("<!doctype") else "text/plain"
+        data = body.encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": kind, **(headers or {})}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the tests read results, not access logs."""
+
+
+def _metrics(app: _App) -> str:
+    with app.lock:
+        served = sorted(app.served.items())
+    counters = "".join(f'http_requests_total{{code="{code}"}} {n}\n' for code, n in served)
+    return (
+        "# HELP http_requests_total Requests served, by status code.\n"
+        f"# TYPE http_requests_total counter\n{counters}"
+        "# HELP app_db_connections Open database connections.\n# TYPE app_db_connections gauge\n"
+        f"app_db_connections {HEALTHY['connections']}\n"
+        "# HELP app_up Whether the app considers itself up.\n# TYPE app_up gauge\napp_up 1\n"
+    )
+
+
+def make_certificates(directory: Path) -> dict[str, tuple[Path, Path]]:
+    """Write a CA (``ca.pem``) and one (cert, key) per entry of ``CERTIFICATES`` into directory."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+    from cryptography.x509.oid import NameOID
+
+    now, pem = dt.datetime.now(dt.UTC), Encoding.PEM
+    ca_key = ec.generate_private_key(ec.SECP256R1())  # EC: key generation in ~1 ms, not ~100
+    key = ec.generate_private_key(ec.SECP256R1())  # one key serves every leaf certificate
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "opscheck testbed CA")])
+
+    def issue(name: x509.Name, public: Any, days: float, extension: Any) -> x509.Certificate:
+        end, serial = now + dt.timedelta(days=days), x509.random_serial_number()
+        start = min(now, end) - dt.timedelta(days=30)
+        builder = x509.CertificateBuilder(ca_name, name, public, serial, start, end)  # issuer 1st
+        return builder.add_extension(extension, critical=True).sign(ca_key, hashes.SHA256())
+
+    ca = issue(ca_name, ca_key.public_key(), 3650, x509.BasicConstraints(ca=True, path_length=0))
+    (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
+    key_path = directory / "server-key.pem"
+    key_path.write_bytes(key.private_bytes(pem, PrivateFormat.PKCS8, NoEncryption()))
+    written = {}
+    for label, (days, sans) in CERTIFICATES.items():
+        alt = [
+            x509.IPAddress(ipaddress.ip_address(v[3:]))
+            if v.startswith("IP:")
+            else x509.DNSName(v[4:])
+            for v in sans
+        ]
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"opscheck testbed {label}")])
+        cert = issue(name, key.public_key(), days, x509.SubjectAlternativeName(alt))
+        path = directory / f"{label}.pem"
+        path.write_bytes(cert.public_bytes(pem))
+        written[label] = (path, key_path)
+    return written
+
+
+class HttpTestbed:
+    """Plain HTTP, four HTTPS servers (valid, expired, expiring, wrong host), a blackhole."""
+
+    def __init__(self, token: str = "testbed-token", slow: float = 0.4) -> None:
+        self.token = token
+        self.slow = slow
+        self.urls: dict[str, str] = {}
+        self._apps: list[tuple[_App, threading.Thread]] = []
+        self._blackhole: socket.socket | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def ca_path(self) -> str:
+        """The CA bundle that trusts the testbed's certificates (``verify = "<ca_path>"``)."""
+        assert self._tmp, "start() the testbed first"
+        return str(Path(self._tmp.name) / "ca.pem")
+
+    def url(self, server: str = "http", path: str = "/health", host: str = "127.0.0.1") -> str:
+        """The URL of ``path`` on one server (http, https, expired, ...), by IP or host name."""
+        return self.urls[server].replace("127.0.0.1", host) + path
+
+    def start(self) -> HttpTestbed:
+        """Start every server; ``urls`` maps each server name to its base URL."""
+        self._tmp = tempfile.TemporaryDirectory(prefix="opscheck-http-")
+        certificates = make_certificates(Path(self._tmp.name))
+        self.urls["http"] = f"http://127.0.0.1:{self._serve(None)}"
+        for label, (cert, key) in certificates.items():
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+            self.urls[label] = f"https://127.0.0.1:{self._serve(context)}"
+        # The kernel completes the TCP handshake of queued connections; nobody ever reads them,
+        # like an app whose workers are all stuck. Closing the socket resets them all at stop().
+        self._blackhole = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.urls["blackhole"] = f"http://127.0.0.1:{self._blackhole.getsockname()[1]}"
+        self.urls["refused"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        return self
+
+    def _serve(self, context: ssl.SSLContext | None) -> int:
+        app = _App(self.token, self.slow)
+        port = app.server_address[1]
+        if context is not None:
+            # The handshake happens in the handler thread, so a stuck client blocks no one else.
+            app.socket = context.wrap_socket(
+                app.socket, server_side=True, do_handshake_on_connect=False
+            )
+        thread = threading.Thread(
+            target=app.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"testbed-http-{port}",
+            daemon=True,
+        )
+        thread.start()
+        self._apps.append((app, thread))
+        return port
+
+    def stop(self) -> None:
+        """Stop every server, close every socket, remove the certificates."""
+        for app, thread in self._apps:
+            app.close()
+            thread.join()
+        self._apps.clear()
+        if self._blackhole is not None:
+            self._blackhole.close()
+            self._blackhole = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        self.urls.clear()
+
+    def __enter__(self) -> HttpTestbed:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":
+    with HttpTestbed() as bed:
+        print(f"CA bundle: {bed.ca_path}")
+        for server, base in bed.urls.items():
+            print(f"{server:<11} {base}")
+        print("Ctrl-C to stop.")
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()

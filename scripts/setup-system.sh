@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian packages opscheck's own tests and demo start for real (none auto-start).
+# As root: installs what is missing. Otherwise: names exactly what is missing and fails.
+set -euo pipefail
+
+packages=(
+  openssh-server openssh-client   # sshd for the ssh:// host tests, ssh for testinfra
+  procps iproute2                  # ps (services), ss (listening ports) for testinfra modules
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "opscheck setup: missing Debian packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "opscheck setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
