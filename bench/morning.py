@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/morning.py [--runs 5]
 
-Starts the demo stack (HTTPS endpoints, sshd), then times, best and median of N runs:
+Starts the demo stack (``opscheck.testbed.demo``), then times, best and median of N runs:
 - ``pytest -m morning`` with the demo inventory (one process, every check judged and recorded);
 - the same runbook lines typed as an operator would: one process per line (curl, df, free,
   uptime, ssh ... ), nothing judged.
@@ -12,6 +12,7 @@ Prints a Markdown table row for bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import statistics
 import subprocess
@@ -23,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from opscheck.testbed.demo import inventory  # noqa: E402
+from opscheck.testbed.demo import inventory, stack  # noqa: E402
 from opscheck.testbed.http import HttpTestbed  # noqa: E402
 from opscheck.testbed.sshd import Sshd  # noqa: E402
 
@@ -64,9 +65,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, HttpTestbed() as bed, Sshd(Path(tmp)) as sshd:
+    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as s:
         path = Path(tmp) / "inventory.toml"
-        path.write_text(inventory(bed, sshd))
+        path.write_text(inventory(s))
+        bed, sshd = s.bed, s.sshd
         pytest_cmd = [
             sys.executable,
             "-m",
@@ -79,7 +81,7 @@ def main() -> None:
             "--thresholds",
             str(REPO / "thresholds.toml"),
         ]
-        opscheck = timed(pytest_cmd, args.runs, cwd=REPO)
+        opscheck = timed(pytest_cmd, args.runs, cwd=REPO, env={**os.environ, **s.env})
         script = "\n".join(runbook_lines(bed, sshd))
         manual = timed(["bash", "-c", script], args.runs)
     print("| what | runs | best | median |")

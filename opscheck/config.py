@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -162,6 +163,261 @@ class HttpTarget(Target):
         return self.tls if self.tls is not None else self.url.startswith("https://")
 
 
+class SqlQuery(NumberLimit):
+    """A user-defined check: a read-only query returning one number, judged against its levels
+    (``warn``, ``crit``, ``direction``, as ``thresholds.toml`` writes them for ``postgres.query``).
+    """
+
+    name: Annotated[str, AfterValidator(_name)]
+    sql: str = Field(min_length=1)
+    description: str = ""
+
+
+# A password written into the DSN would end up in the inventory file and in libpq's errors.
+_DSN_PASSWORD = re.compile(r"(^|\s)password\s*=|^postgres(?:ql)?://[^/@]*:[^/@]*@|[?&]password=")
+
+
+class PostgresTarget(Target):
+    # libpq "host=… port=… dbname=… user=…" or a postgresql:// URI, without the password.
+    dsn: str = Field(min_length=1)
+    password_env: str | None = None
+    tables: list[str] = Field(default_factory=list)
+    queries: list[SqlQuery] = Field(default_factory=list)
+    # Runbook: "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query_start <
+    # now() - interval '5 seconds'": the age at which an active query counts as long-running.
+    long_query: Duration = 5.0
+
+    @field_validator("dsn")
+    @classmethod
+    def _no_password(cls, dsn: str) -> str:
+        if _DSN_PASSWORD.search(dsn):
+            raise ValueError(
+                "expected a DSN without a password (name the variable that holds it in "
+                "password_env)"
+            )
+        return dsn
+
+    @field_validator("queries")
+    @classmethod
+    def _unique_queries(cls, queries: list[SqlQuery]) -> list[SqlQuery]:
+        names = [q.name for q in queries]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"duplicate query name {name!r} (it becomes the test id)")
+        return queries
+
+
+QUEUE_LAYOUTS = ("key", "bullmq", "sidekiq", "celery", "rq")
+
+
+class RedisQueue(NumberLimit):
+    """A job queue held in Redis, with its levels (default ``redis.queue_depth``).
+
+    Exactly one of: ``key`` (a list, sorted set or stream: its length) or the queue's name in a
+    job-queue library's layout (``bullmq``, ``sidekiq``, ``celery``, ``rq``).
+    """
+
+    key: str | None = Field(default=None, min_length=1)
+    bullmq: str | None = Field(default=None, min_length=1)
+    sidekiq: str | None = Field(default=None, min_length=1)
+    celery: str | None = Field(default=None, min_length=1)
+    rq: str | None = Field(default=None, min_length=1)
+    prefix: str = Field(default="bull", min_length=1)  # BullMQ's `prefix` option
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> RedisQueue:
+        given = [layout for layout in QUEUE_LAYOUTS if getattr(self, layout) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"expected exactly one of {', '.join(QUEUE_LAYOUTS)}, got "
+                f"{', '.join(given) or 'none'}"
+            )
+        if "prefix" in self.model_fields_set and given[0] != "bullmq":
+            raise ValueError("prefix applies to bullmq queues only")
+        return self
+
+    @property
+    def layout(self) -> str:
+        return next(layout for layout in QUEUE_LAYOUTS if getattr(self, layout) is not None)
+
+    @property
+    def name(self) -> str:
+        """How the queue is named in test ids and messages: the key, or ``bullmq:<queue>``."""
+        value = str(getattr(self, self.layout))
+        return value if self.layout == "key" else f"{self.layout}:{value}"
+
+
+class RedisTarget(Target):
+    url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS, unix:// for a socket
+    username: str | None = None
+    password_env: str | None = None
+    queues: list[RedisQueue] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, url: str) -> str:
+        if not re.match(r"^(rediss?|unix)://", url):
+            raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {url!r}")
+        if re.match(r"^[a-z]+://[^/@]*:[^/@]*@", url) or re.search(r"[?&]password=", url):
+            raise ValueError(
+                "expected a URL without a password (name the variable that holds it in "
+                "password_env)"
+            )
+        return url
+
+
+class SqliteTarget(Target):
+    path: str = Field(min_length=1)
+    host: str | None = None  # a [[host]] target the file lives on; default: this machine
+    tables: dict[str, NumberLimit] = Field(default_factory=dict)
+    # PRAGMA integrity_check and COUNT(*) read every page: minutes on a big file, not seconds.
+    query_timeout: Duration = 60.0
+
+
+class LogPattern(NumberLimit):
+    """Lines matching a regex (or a named preset) within a time window, counted and judged."""
+
+    name: Annotated[str, AfterValidator(_name)]
+    pattern: str | None = None
+    preset: str | None = None
+    window: str = "24h"
+
+
+class LogsTarget(Target):
+    """A log source on a host: a file (``{date:%Y-%m-%d}`` templates), a glob or a journald unit."""
+
+    host: str | None = None  # a [[host]] target the logs live on; default: this machine
+    path: str | None = None
+    journald_unit: str | None = None
+    format: Literal["text", "json"] = "text"
+    patterns: list[LogPattern] = Field(default_factory=list)
+
+
+BackupKind = Literal["auto", "sqlite", "tar", "gzip", "pg_custom", "pg_plain"]
+# Bracket expressions of a glob stay unquoted in the listing command: only these characters.
+_GLOB_CLASS = re.compile(r"\[!?[A-Za-z0-9_.-]+\]")
+
+
+class S3Location(_Strict):
+    """An S3 (or S3-compatible) bucket and a date-templated prefix; credentials come only from
+    the environment: the variables named here, else the standard ``AWS_*`` variables."""
+
+    bucket: str = Field(min_length=3)
+    prefix: str = ""  # "postgres/{date:%Y/%m/%d}/"
+    endpoint_url: str | None = None  # MinIO, Ceph, R2 ...; default: AWS
+    region: str | None = None
+    access_key_id_env: str | None = None
+    secret_access_key_env: str | None = None
+    session_token_env: str | None = None
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, bucket: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+            raise ValueError(
+                f"expected a bucket name such as 'my-backups' (no s3://), got {bucket!r}"
+            )
+        return bucket
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[^/\s@]+", url):
+            raise ValueError(
+                f"expected an http:// or https:// URL without credentials, got {url!r}"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _key_pair(self) -> S3Location:
+        if (self.access_key_id_env is None) != (self.secret_access_key_env is None):
+            raise ValueError(
+                "expected both access_key_id_env and secret_access_key_env, or neither"
+            )
+        if self.session_token_env and not self.access_key_id_env:
+            raise ValueError("session_token_env needs access_key_id_env and secret_access_key_env")
+        return self
+
+
+class RestoreQuery(_Strict):
+    """A query run on the restored copy (``SELECT count(*) FROM work_orders``), at least ``min``."""
+
+    name: Annotated[str, AfterValidator(_name)]
+    sql: str = Field(min_length=1)
+    min: float | None = None
+
+
+class RestoreTest(_Strict):
+    """The weekly restore test. It WRITES: it creates a scratch database on the server of ``dsn``,
+    restores the newest dump into it and drops it. Never point ``dsn`` at production."""
+
+    # libpq "host=… port=… dbname=… user=…" of a NON-production server; dbname is the database
+    # to connect to for CREATE/DROP DATABASE (default: the user's). The role needs CREATEDB.
+    dsn: str = Field(min_length=1)
+    password_env: str | None = None
+    queries: list[RestoreQuery] = Field(default_factory=list)
+    timeout: Duration = 1800.0  # the whole restore: copy, pg_restore, queries
+    query_timeout: Duration = 60.0
+
+    @field_validator("dsn")
+    @classmethod
+    def _no_password(cls, dsn: str) -> str:
+        if _DSN_PASSWORD.search(dsn):
+            raise ValueError(
+                "expected a DSN without a password (name the variable that holds it in "
+                "password_env)"
+            )
+        return dsn
+
+    @field_validator("queries")
+    @classmethod
+    def _unique_queries(cls, queries: list[RestoreQuery]) -> list[RestoreQuery]:
+        names = [q.name for q in queries]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"duplicate query name {name!r}")
+        return queries
+
+
+class BackupTarget(Target):
+    """Where last night's backup lands: a (date-templated) path on a host, or an S3 prefix."""
+
+    host: str | None = None  # a [[host]] target the backups live on; default: this machine
+    # A file glob ("/backups/daily/{date:%Y%m%d}/fossawork_v2_*.db": each file is a backup) or a
+    # directory ("/backups/daily/{date:%Y%m%d}/": the directory is the backup).
+    path: str | None = None
+    s3: S3Location | None = None
+    kind: BackupKind = "auto"  # how to verify a file; auto: by its name
+    # Integrity checks read whole files: the time all of one backup's checks may take.
+    verify_timeout: Duration = 240.0
+    restore: RestoreTest | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_glob(cls, path: str | None) -> str | None:
+        if path is None:
+            return None
+        if not path.startswith("/"):
+            raise ValueError(
+                f"expected an absolute path such as '/backups/daily/*.db', got {path!r}"
+            )
+        for bracket in re.findall(r"\[[^\]]*\]?", path):
+            if not _GLOB_CLASS.fullmatch(bracket):
+                raise ValueError(
+                    f"expected glob classes of letters, digits and _ . - such as [0-9], "
+                    f"got {bracket!r}"
+                )
+        return path
+
+    @model_validator(mode="after")
+    def _one_place(self) -> BackupTarget:
+        if (self.path is None) == (self.s3 is None):
+            raise ValueError("expected exactly one of path (files on a host) or s3 (a bucket)")
+        if self.host is not None and self.s3 is not None:
+            raise ValueError("host applies to path only (s3 is reached from this machine)")
+        return self
+
+
 class Settings(_Strict):
     timeout: Duration = 5.0
     schedule: dict[str, list[Schedule]] = Field(default_factory=dict)
@@ -171,6 +427,26 @@ class Inventory(_Strict):
     settings: Settings = Field(default_factory=Settings)
     host: list[HostTarget] = Field(default_factory=list)
     http: list[HttpTarget] = Field(default_factory=list)
+    postgres: list[PostgresTarget] = Field(default_factory=list)
+    redis: list[RedisTarget] = Field(default_factory=list)
+    sqlite: list[SqliteTarget] = Field(default_factory=list)
+    logs: list[LogsTarget] = Field(default_factory=list)
+    backup: list[BackupTarget] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_hosts(self) -> Inventory:
+        """A ``host = "name"`` reference names a ``[[host]]`` target of this inventory."""
+        hosts = [h.name for h in self.host]
+        for component in COMPONENTS:
+            for index, target in enumerate(getattr(self, component)):
+                wanted = getattr(target, "host", None)
+                if isinstance(wanted, str) and wanted not in hosts:
+                    known = ", ".join(hosts) or "none"
+                    raise ValueError(
+                        f"{component}[{index}].host: no [[host]] target named {wanted!r} "
+                        f"(known: {known})"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> Inventory:
@@ -186,7 +462,7 @@ class Inventory(_Strict):
         return self
 
 
-COMPONENTS = ("host", "http")
+COMPONENTS = ("host", "http", "postgres", "redis", "sqlite", "logs", "backup")
 
 
 @dataclass(frozen=True)
@@ -518,9 +794,40 @@ def load(inventory_path: Path | None, thresholds_path: Path | None) -> Config:
         raw_limits = _read_toml(thresholds_path) if thresholds_path else {}
         limits = _check_limits(thresholds_file, raw_limits)
         _check_overrides(thresholds_file, inventory_file, inventory, limits)
+        _check_secret_variables(inventory_file, inventory, secrets)
     except ConfigError as exc:
         raise ConfigError(redact(str(exc), secrets)) from None
     return Config(inventory, limits, inventory_path, thresholds_path, secrets)
+
+
+def _check_secret_variables(file: str, inventory: Inventory, secrets: set[str]) -> None:
+    """Every ``*_env`` key (of a target or of a table in it, such as ``backup.s3``) names a
+    variable that is set; its value becomes a secret."""
+    for component in COMPONENTS:
+        for index, target in enumerate(getattr(inventory, component)):
+            for where, variable in _env_keys(target, (component, index)):
+                value = os.environ.get(variable)
+                if value is None:
+                    raise ConfigError(
+                        f"{file}: {_where(where)}: environment variable {variable} is not set"
+                    )
+                if value:
+                    secrets.add(value)
+
+
+def _env_keys(model: BaseModel, where: tuple[int | str, ...]) -> Iterator[tuple[Any, str]]:
+    for key in type(model).model_fields:
+        value = getattr(model, key)
+        if isinstance(value, BaseModel):
+            yield from _env_keys(value, (*where, key))
+        elif key.endswith("_env") and value is not None:
+            yield (*where, key), value
+
+
+def secret(target: Any, key: str) -> str | None:
+    """The value of the environment variable a target's ``<key>_env`` names, if any."""
+    variable = getattr(target, f"{key}_env", None)
+    return os.environ.get(variable) if variable else None
 
 
 def check_schedule(loaded: Config, check_ids: set[str]) -> None:

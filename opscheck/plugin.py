@@ -73,6 +73,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except cfg.ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG_KEY] = loaded
+    config.addinivalue_line(
+        "markers",
+        "for_each(setting, as_): one test per entry of the target's list setting, passed as as_",
+    )
     config.stash[RUN_KEY] = Run(loaded)
     from opscheck import report
 
@@ -107,17 +111,34 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         reason = f"no [[{component}]] target in {source}"
         # A check that needs a setting (services, json, samples ...) runs only for the targets
         # that have it, instead of reporting a skip per target that does not.
-        for mark in metafunc.definition.iter_markers("applies_to"):
+        each = metafunc.definition.get_closest_marker("for_each")  # implies applies_to(setting)
+        for mark in [*metafunc.definition.iter_markers("applies_to"), *([each] if each else [])]:
             setting, what = mark.args[0], mark.kwargs.get("what", f"sets {mark.args[0]}")
             kept = [t for t in targets if getattr(t, setting)]
             if targets and not kept:
                 reason = f"no [[{component}]] target in {source} {what}"
             targets = kept
-        if targets:
+        if each is not None:
+            _parametrize_each(metafunc, argname, targets, reason, *each.args)
+        elif targets:
             metafunc.parametrize(argname, targets, ids=[t.name for t in targets])
         else:
             skipped = pytest.param(None, marks=pytest.mark.skip(reason=reason))
             metafunc.parametrize(argname, [skipped], ids=["-"])
+
+
+def _parametrize_each(
+    metafunc: pytest.Metafunc, argname: str, targets: list[Any], reason: str, setting: str, as_: str
+) -> None:
+    """``for_each(setting, as_)``: one test per entry of each target's list ``setting`` (its SQL
+    queries, its queues ...), handed to the test as ``as_``, with the id ``<target>/<entry>``."""
+    pairs = [(t, e) for t in targets for e in getattr(t, setting)]
+    if pairs:
+        ids = [f"{t.name}/{getattr(e, 'name', None) or getattr(e, 'key', e)}" for t, e in pairs]
+        metafunc.parametrize([argname, as_], pairs, ids=ids)
+    else:
+        skipped = pytest.param(None, None, marks=pytest.mark.skip(reason=reason))
+        metafunc.parametrize([argname, as_], [skipped], ids=["-"])
 
 
 def check_id(item: pytest.Item) -> str | None:

@@ -6,6 +6,9 @@ set -euo pipefail
 packages=(
   openssh-server openssh-client   # sshd for the ssh:// host tests, ssh for testinfra
   procps iproute2                  # ps (services), ss (listening ports) for testinfra modules
+  postgresql-15                    # initdb/pg_ctl/pg_dump for the PostgreSQL tests
+  redis-server                     # the Redis tests
+  sqlite3                          # the SQLite checks on remote hosts use the sqlite3 CLI
 )
 
 missing=()

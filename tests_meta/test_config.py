@@ -182,7 +182,8 @@ BAD_CONFIGS = {
     "unknown component in thresholds": (
         HOST,
         '[hosts.disk_used_pct]\ncrit = "80%"\n',
-        "thresholds.toml: hosts: unknown component (did you mean 'host'? known: host, http)",
+        "thresholds.toml: hosts: unknown component (did you mean 'host'? "
+        "known: host, http, postgres, redis, sqlite, logs, backup)",
     ),
     "check written as a key, not a table": (
         HOST,

@@ -1,25 +1,105 @@
 """``make demo``: start a local stack, run ``pytest -m morning --archive`` on it, show the report.
 
-The stack is real: HTTP and HTTPS endpoints (with their own CA) and an sshd on 127.0.0.1, plus
-this machine through ``local://``. One endpoint is deliberately past a warn level, so the report
-shows what a warning looks like.
+The stack is real: HTTP and HTTPS endpoints (with their own CA), an sshd, a PostgreSQL 15 and a
+Redis on 127.0.0.1, an SQLite application database, plus this machine through ``local://``. The
+checks log in as least-privilege users (pg_monitor, a read-only Redis ACL) whose passwords are in
+environment variables. One endpoint is deliberately past a warn level, so the report shows what a
+warning looks like.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from opscheck.testbed.http import HttpTestbed
+from opscheck.testbed.postgres import Postgres
+from opscheck.testbed.redis import RedisServer
 from opscheck.testbed.sshd import Sshd, toml_value
 
 REPO = Path(__file__).resolve().parents[2]
+PENDING = "SELECT count(*) FROM receipts WHERE status = 'pending'"
 
 
-def inventory(bed: HttpTestbed, sshd: Sshd) -> str:
-    """The demo stack as an inventory: the runbook's morning lines against loopback."""
+@dataclass
+class Stack:
+    """The demo's running services and the secrets the checks log in with."""
+
+    bed: HttpTestbed
+    sshd: Sshd
+    pg: Postgres
+    redis: RedisServer
+    sqlite_path: Path
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def stack(directory: Path) -> Iterator[Stack]:
+    """Start every demo service in ``directory`` with some data; stop them all on exit."""
+    env = {
+        "OPSCHECK_DEMO_PG_PASSWORD": secrets.token_urlsafe(16),
+        "OPSCHECK_DEMO_REDIS_PASSWORD": secrets.token_urlsafe(16),
+    }
+    with (
+        HttpTestbed() as bed,
+        Sshd(directory / "sshd") as sshd,
+        Postgres(directory / "pg") as pg,
+        RedisServer(directory / "redis") as redis,
+    ):
+        pg.create_database("app")
+        pg.execute(
+            "CREATE TABLE receipts (id serial PRIMARY KEY, total numeric, status text)",
+            dbname="app",
+        )
+        pg.execute(
+            "INSERT INTO receipts (total, status) SELECT n, CASE WHEN n % 50 = 0 "
+            "THEN 'pending' ELSE 'done' END FROM generate_series(1, 2000) n",
+            dbname="app",
+        )
+        pg.execute("VACUUM ANALYZE receipts", dbname="app")
+        pg.create_monitor_role("opscheck", env["OPSCHECK_DEMO_PG_PASSWORD"], ["app"])
+        pg.execute("GRANT SELECT ON receipts TO opscheck", dbname="app")
+        redis.add_reader("opscheck", env["OPSCHECK_DEMO_REDIS_PASSWORD"])
+        redis.admin().rpush("queue:embeddings", *range(42))
+        sqlite_path = directory / "fossawork_v2.db"
+        with contextlib.closing(sqlite3.connect(sqlite_path)) as db, db:
+            db.execute("CREATE TABLE work_orders (id INTEGER PRIMARY KEY, site TEXT)")
+            db.executemany("INSERT INTO work_orders (site) VALUES (?)", [("site",)] * 120)
+        yield Stack(bed, sshd, pg, redis, sqlite_path, env)
+
+
+def inventory(s: Stack) -> str:
+    """The demo stack as an inventory: the runbooks' morning lines against loopback."""
+    ssh_box = s.sshd.host_block(
+        "ssh-box",
+        services=["sshd"],
+        ports=[s.sshd.port],
+        cpu_sample="500ms",
+        reachable=[f"127.0.0.1:{s.sshd.port}"],
+    )
+    main_db = s.pg.postgres_block(
+        "main",
+        "app",
+        "opscheck",
+        password_env="OPSCHECK_DEMO_PG_PASSWORD",
+        tables=["public.receipts"],
+        queries=[{"name": "pending_receipts", "sql": PENDING, "warn": 100, "crit": 500}],
+    )
+    cache = s.redis.redis_block(
+        "cache",
+        username="opscheck",
+        password_env="OPSCHECK_DEMO_REDIS_PASSWORD",
+        queues=[{"key": "queue:embeddings", "warn": 100, "crit": 1000}],
+    )
+    api = s.bed.url("https", "/health")
     return f"""\
 [settings]
 timeout = "3s"
@@ -29,20 +109,11 @@ name = "localhost"
 uri = "local://"
 cpu_sample = "500ms"
 
-{
-        sshd.host_block(
-            "ssh-box",
-            services=["sshd"],
-            ports=[sshd.port],
-            cpu_sample="500ms",
-            reachable=[f"127.0.0.1:{sshd.port}"],
-        )
-    }
-
+{ssh_box}
 [[http]]
 name = "api-health"
-url = "{bed.url("https", "/health")}"
-verify = {toml_value(bed.ca_path)}
+url = "{api}"
+verify = {toml_value(s.bed.ca_path)}
 json = {{ status = "healthy", "checks.database.status" = "up" }}
 samples = 10
 
@@ -52,43 +123,37 @@ crit = 80
 
 [[http]]
 name = "api-ready"
-url = "{bed.url("http", "/health/ready")}"
+url = "{s.bed.url("http", "/health/ready")}"
 contains = "ok"
 samples = 5
 
 [[http]]
 name = "partner-api"
-url = "{bed.url("http", "/auth")}"
+url = "{s.bed.url("http", "/auth")}"
 expect_status = [401]              # only has to be up: 401 without credentials is fine
 samples = 0
+
+{main_db}
+{cache}
+[[sqlite]]
+name = "fossawork"
+path = {toml_value(str(s.sqlite_path))}
+tables = {{ work_orders = {{ crit = 1, direction = "below" }} }}
 """
 
 
 def main() -> int:
     """Run the morning checks on the demo stack; 0 when the run completed (whatever it found)."""
-    with (
-        tempfile.TemporaryDirectory(prefix="opscheck-demo-") as tmp,
-        HttpTestbed() as bed,
-        Sshd(Path(tmp)) as sshd,
-    ):
+    with tempfile.TemporaryDirectory(prefix="opscheck-demo-") as tmp, stack(Path(tmp)) as s:
         path = Path(tmp) / "inventory.toml"
-        path.write_text(inventory(bed, sshd))
+        path.write_text(inventory(s))
         reports = REPO / "reports"
         before = set(reports.glob("*/*.html"))
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-m",
-            "morning",
-            "--archive",
-            "--inventory",
-            str(path),
-            "--thresholds",
-            str(REPO / "thresholds.toml"),
-        ]
+        command = [sys.executable, "-m", "pytest", "-m", "morning", "--archive"]
+        command += ["--inventory", str(path), "--thresholds", str(REPO / "thresholds.toml")]
         print("opscheck demo:", " ".join(command[1:]), flush=True)
-        code = subprocess.run(command, cwd=REPO, check=False).returncode
+        env = {**os.environ, **s.env}
+        code = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
         new = sorted(set(reports.glob("*/*.html")) - before)
     if code not in (0, 1) or not new:
         print(f"opscheck demo: the run did not complete (exit {code})", file=sys.stderr)

@@ -1,0 +1,386 @@
+"""Redis probes: the runbooks' ``redis-cli ping`` and ``redis-cli info`` lines, as Measurements.
+
+Every probe takes a client from ``open_client`` and sends only the commands of the read-only ACL
+(``opscheck.testbed.redis.READ_ONLY_ACL``): PING, INFO, TYPE, LLEN, ZCARD, XLEN. redis-py is
+imported only when a ``[[redis]]`` target is checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any, NamedTuple
+
+from opscheck.config import RedisQueue, RedisTarget
+from opscheck.judge import Measurement, ProbeError
+from opscheck.session import Unreachable
+from opscheck.units import format_value
+
+# Fragmentation is judged once it wastes this much: below it, a small or empty Redis shows a
+# meaningless ratio (12 MB RSS for 1 MB of data is 12.0). Redis's own active defragmentation
+# ignores less than this too (active-defrag-ignore-bytes).
+FRAGMENTATION_IGNORED = 100_000_000
+# kombu (Celery's Redis transport) keeps priorities 3, 6 and 9 in lists named <queue>\x06\x16<n>.
+_CELERY_PRIORITY = "\x06\x16"
+_COUNTERS = (
+    "counted since the server started or since the last CONFIG RESETSTAT; after acting, "
+    "CONFIG RESETSTAT (as an admin) starts the count again"
+)
+
+
+def _n(count: int, noun: str) -> str:
+    """``1 key``, ``2 keys``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """A redis-py error on one line: its own words, with the kind of failure when it has none."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def safe_url(url: str) -> str:
+    """The URL without a user name (the config refuses passwords in it)."""
+    return re.sub(r"^([a-z]+://)[^/@]*@", r"\1", url)
+
+
+def open_client(target: RedisTarget, password: str | None, timeout: float) -> Any:
+    """One connection as the target's user, every call bounded by ``timeout``, never retried."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    where = safe_url(target.url)
+    try:
+        client = redis.Redis.from_url(
+            target.url,
+            username=target.username,
+            password=password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=True,
+            protocol=2,  # RESP2 talks to Redis 5 too; RESP3's HELLO does not
+            driver_info=None,  # no CLIENT SETINFO: one command fewer for the ACL
+            retry=Retry(NoBackoff(), 0),  # a dead server costs one timeout, not four
+            single_connection_client=True,
+        )
+        with contextlib.suppress(redis.ResponseError):  # e.g. MISCONF: test_redis_reachable says
+            client.ping()
+    except redis.TimeoutError as exc:
+        raise Unreachable(
+            f"{where}: no answer within {timeout:g} s ({describe_error(exc)})"
+        ) from None
+    except (redis.RedisError, ValueError) as exc:
+        raise Unreachable(f"{where}: {describe_error(exc)}") from None
+    return client
+
+
+def info(client: Any, section: str = "default") -> dict[str, Any]:
+    """``INFO``; a ProbeError in operator words when the server refuses or goes away."""
+    import redis
+
+    try:
+        return dict(client.info(section))
+    except redis.exceptions.NoPermissionError as exc:
+        raise ProbeError(f"{describe_error(exc)} (see the read-only ACL in the README)") from None
+    except redis.RedisError as exc:
+        raise ProbeError(f"INFO failed: {describe_error(exc)}") from None
+
+
+def _since(data: dict[str, Any]) -> str:
+    return f"counted since start, {format_value(float(data['uptime_in_seconds']), 'duration')} ago"
+
+
+def ping(client: Any) -> tuple[bool, str]:
+    """(``PING`` answered PONG, which Redis answered it).
+
+    Redis refuses PING, as it refuses writes, when it cannot persist (MISCONF): it wants the
+    monitoring to notice. Connected and authenticated, the other checks still run.
+    """
+    import redis
+
+    data = info(client, "server")
+    role = info(client, "replication")["role"]
+    up = format_value(float(data["uptime_in_seconds"]), "duration")
+    which = f"Redis {data['redis_version']} ({data['redis_mode']} {role}, up {up})"
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return False, f"{which} refused PING: {describe_error(exc)}"
+    return True, f"PONG from {which}"
+
+
+def memory_used_pct(client: Any) -> Measurement:
+    """Used memory of maxmemory; without maxmemory, the process's RSS of the host's memory."""
+    data = info(client, "memory")
+    used, maxmemory, policy = data["used_memory"], data["maxmemory"], data["maxmemory_policy"]
+    if maxmemory:
+        pct = 100.0 * used / maxmemory
+        text = (
+            f"{pct:.1f} % of maxmemory used ({format_value(used, 'size')} of "
+            f"{format_value(maxmemory, 'size')}, policy {policy})"
+        )
+        full = "writes fail with OOM errors" if policy == "noeviction" else "keys are evicted"
+        detail = f"at maxmemory with policy {policy}, {full}"
+    else:
+        rss, total = data["used_memory_rss"], data["total_system_memory"]
+        pct = 100.0 * rss / total
+        text = (
+            f"{pct:.1f} % of host memory used (RSS {format_value(rss, 'size')} of "
+            f"{format_value(total, 'size')}; no maxmemory set)"
+        )
+        detail = (
+            "no maxmemory: Redis grows until the kernel's OOM killer stops it; host memory is "
+            "total_system_memory, which ignores a container's memory limit"
+        )
+    return Measurement(pct, text=text, detail=detail)
+
+
+def fragmentation(client: Any) -> tuple[Measurement, int]:
+    """(RSS / used memory, bytes of RSS above the data): the ratio means little when few are."""
+    data = info(client, "memory")
+    ratio, wasted = float(data["mem_fragmentation_ratio"]), int(data["mem_fragmentation_bytes"])
+    text = (
+        f"fragmentation {ratio:.2f} (RSS {format_value(data['used_memory_rss'], 'size')} for "
+        f"{format_value(data['used_memory'], 'size')} of data)"
+    )
+    detail = (
+        "RSS below used memory: part of Redis is swapped out, which makes it slow"
+        if ratio < 1
+        else f"{format_value(max(wasted, 0), 'size')} above the data"
+    )
+    return Measurement(ratio, text=text, detail=detail), wasted
+
+
+def clients_used_pct(client: Any) -> Measurement:
+    """Connected clients of maxclients."""
+    data = info(client, "clients")
+    connected, limit = data["connected_clients"], data["maxclients"]
+    pct = 100.0 * connected / limit
+    return Measurement(
+        pct,
+        text=f"{connected} of {limit} clients connected ({pct:.1f} %)",
+        detail=f"{data['blocked_clients']} blocked in BLPOP/BRPOP/XREAD and the like",
+    )
+
+
+def rejected_connections(client: Any) -> Measurement:
+    """Connections refused at maxclients since start: clients that got an error, not a session."""
+    data = info(client)
+    count = data["rejected_connections"]
+    return Measurement(
+        count,
+        text=(
+            f"{_n(count, 'connection')} rejected at maxclients {data['maxclients']} "
+            f"({_since(data)})"
+        ),
+        detail=_COUNTERS,
+    )
+
+
+def evicted_keys(client: Any) -> Measurement:
+    """Keys evicted at maxmemory since start: fine for a cache, lost jobs for a queue."""
+    data = info(client)
+    count = data["evicted_keys"]
+    return Measurement(
+        count,
+        text=(
+            f"{_n(count, 'key')} evicted at maxmemory {format_value(data['maxmemory'], 'size')}, "
+            f"policy {data['maxmemory_policy']} ({_since(data)})"
+            if data["maxmemory"]
+            else f"{_n(count, 'key')} evicted (no maxmemory set; {_since(data)})"
+        ),
+        detail=f"{_COUNTERS}. Job queues (BullMQ, Sidekiq) need maxmemory-policy noeviction",
+    )
+
+
+def hit_ratio(client: Any) -> Measurement | None:
+    """Keyspace hits of all key lookups since start; None before the first lookup."""
+    data = info(client)
+    hits, misses = data["keyspace_hits"], data["keyspace_misses"]
+    if not hits + misses:
+        return None
+    pct = 100.0 * hits / (hits + misses)
+    return Measurement(
+        pct,
+        text=f"{pct:.1f} % hits ({hits} hits, {misses} misses, {_since(data)})",
+        detail=_COUNTERS,
+    )
+
+
+def ops_per_sec(client: Any) -> Measurement:
+    """``instantaneous_ops_per_sec``: commands per second over the last few seconds."""
+    data = info(client, "stats")
+    ops = data["instantaneous_ops_per_sec"]
+    return Measurement(
+        ops,
+        text=f"{ops} ops/s",
+        detail=f"{data['total_commands_processed']} commands since start",
+    )
+
+
+def keys_per_db(client: Any) -> list[Measurement]:
+    """Keys of each logical database (``INFO keyspace``); the client's own db even when empty."""
+    spaces = info(client, "keyspace")
+    own = f"db{client.connection_pool.connection_kwargs.get('db', 0)}"
+    spaces.setdefault(own, {"keys": 0, "expires": 0})
+    found = []
+    for db, space in sorted(spaces.items(), key=lambda item: int(item[0][2:])):
+        keys, expiring = space["keys"], space["expires"]
+        text = f"{_n(keys, 'key')} ({expiring} with a TTL)"
+        found.append(Measurement(keys, subject=db, text=text))
+    return found
+
+
+class Snapshots(NamedTuple):
+    """RDB persistence as INFO tells it; ``off`` says why there is nothing to check."""
+
+    off: str
+    ok: bool
+    status: str
+    unsaved: Measurement
+
+
+def snapshots(client: Any) -> Snapshots:
+    """The last background save's status, and how long the unsaved changes have waited.
+
+    INFO does not say whether ``save`` is configured (CONFIG GET would, but it also hands out
+    requirepass): RDB counts as off while no background save has run since start.
+    """
+    data = info(client)
+    up = format_value(float(data["uptime_in_seconds"]), "duration")
+    off = ""
+    if data["rdb_last_bgsave_time_sec"] == -1 and not data["rdb_bgsave_in_progress"]:
+        off = f"no RDB snapshot since the server started {up} ago: RDB snapshots look off"
+    now = int(data["server_time_usec"]) // 1_000_000  # the server's clock, as the save time
+    age = max(0, now - int(data["rdb_last_save_time"]))
+    changes = data["rdb_changes_since_last_save"]
+    last = f"last successful snapshot {format_value(age, 'duration')} ago"
+    if changes:
+        unsaved = Measurement(age, text=f"{_n(changes, 'change')} unsaved ({last})")
+    else:
+        unsaved = Measurement(0, text=f"no unsaved changes ({last})")
+    ok = data["rdb_last_bgsave_status"] == "ok"
+    status = (
+        "last background save ok"
+        if ok
+        else "last background save failed (rdb_last_bgsave_status:err; the reason is in the "
+        "server's log): a restart loses every change since the last successful snapshot"
+    )
+    return Snapshots(off, ok, status, unsaved)
+
+
+def aof(client: Any) -> tuple[bool, bool, str]:
+    """(AOF enabled, its last write and rewrite succeeded, what INFO says)."""
+    data = info(client, "persistence")
+    if not data["aof_enabled"]:
+        return False, True, "AOF is off (appendonly no)"
+    failed = [
+        f"{what} failed ({key}:err)"
+        for what, key in (
+            ("last AOF write", "aof_last_write_status"),
+            ("last AOF rewrite", "aof_last_bgrewrite_status"),
+        )
+        if data[key] != "ok"
+    ]
+    if failed:
+        return True, False, "; ".join(failed) + " (the reason is in the server's log)"
+    return True, True, "AOF writes and rewrites ok"
+
+
+def replication(client: Any) -> tuple[bool, str]:
+    """(healthy, what the role says): a replica must have its link to the master up."""
+    data = info(client, "replication")
+    if data["role"] == "master":
+        replicas = [data[k] for k in sorted(data) if re.fullmatch(r"slave\d+", k)]
+        states = ", ".join(f"{r['ip']}:{r['port']} {r['state']} lag {r['lag']} s" for r in replicas)
+        return True, f"master with {len(replicas)} replica(s) ({states})" if replicas else "master"
+    master = f"{data['master_host']}:{data['master_port']}"
+    if data["master_link_status"] == "up":
+        io = data["master_last_io_seconds_ago"]
+        return True, f"replica of {master}, link up (last I/O {io} s ago)"
+    since = int(data.get("master_link_down_since_seconds", -1))
+    how = f"for {format_value(since, 'duration')}" if since >= 0 else "since the replica started"
+    syncing = " (initial sync in progress)" if data.get("master_sync_in_progress") else ""
+    return False, f"replica of {master}: link to the master down {how}{syncing}"
+
+
+def _lengths(client: Any, keys: dict[str, str]) -> dict[str, int]:
+    """Length of each key by its expected type (list, zset), in one round trip."""
+    import redis
+
+    command = {"list": "LLEN", "zset": "ZCARD"}
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for key, kind in keys.items():
+                pipe.execute_command(command[kind], key)
+            counts = pipe.execute(raise_on_error=False)
+    except redis.RedisError as exc:
+        raise ProbeError(describe_error(exc)) from None
+    for key, count in zip(keys, counts, strict=True):
+        if isinstance(count, Exception):
+            raise ProbeError(f"{key}: {describe_error(count)}")
+    return dict(zip(keys, counts, strict=True))
+
+
+def queue_depth(client: Any, queue: RedisQueue) -> Measurement:
+    """Jobs waiting in ``queue``: a key's length by its TYPE, or the sum of a library's keys.
+
+    Redis deletes an empty list, so an idle queue has no key: a missing key counts as 0, and the
+    detail says so, in case the name is wrong instead.
+    """
+    import redis
+
+    name, layout = queue.name, queue.layout
+    if layout == "bullmq":
+        base = f"{queue.prefix}:{queue.bullmq}"
+        waiting = {"wait": "list", "paused": "list", "prioritized": "zset"}
+        others = {"active": "list", "delayed": "zset", "failed": "zset"}
+        counts = _lengths(client, {f"{base}:{k}": t for k, t in {**waiting, **others}.items()})
+        parts = {k: counts[f"{base}:{k}"] for k in [*waiting, *others]}
+        depth = sum(parts[k] for k in waiting)
+        text = (
+            f"{_n(depth, 'job')} waiting (" + " + ".join(f"{k} {parts[k]}" for k in waiting) + ")"
+        )
+        detail = ", ".join(f"{k} {parts[k]}" for k in others) + " (not counted)"
+        if not any(parts.values()):
+            detail = f"no key {base}:* holds a job: an idle queue, or a wrong name or prefix"
+        return Measurement(depth, subject=name, text=text, detail=detail)
+    if layout == "celery":
+        key = str(queue.celery)
+        lists = [key, *(f"{key}{_CELERY_PRIORITY}{n}" for n in (3, 6, 9))]
+        counts = _lengths(client, dict.fromkeys(lists, "list"))
+        depth = sum(counts.values())
+        by = {"0": counts[key], **{str(n): counts[lists[i + 1]] for i, n in enumerate((3, 6, 9))}}
+        text = f"{_n(depth, 'job')} waiting"
+        if depth > counts[key]:
+            text += " (" + ", ".join(f"priority {p}: {c}" for p, c in by.items() if c) + ")"
+        detail = "" if depth else f"no list {key}: an idle queue, or a wrong name"
+        return Measurement(depth, subject=name, text=text, detail=detail)
+    keys = {
+        "key": str(queue.key),
+        "sidekiq": f"queue:{queue.sidekiq}",
+        "rq": f"rq:queue:{queue.rq}",
+    }
+    key = keys[layout]
+    try:
+        kind = client.type(key)
+    except redis.RedisError as exc:
+        raise ProbeError(describe_error(exc)) from None
+    if kind == "none":
+        return Measurement(
+            0,
+            subject=name,
+            text="0 (no such key)",
+            detail=f"no key {key}: Redis deletes an empty list, so an idle queue has none; "
+            "or the name is wrong",
+        )
+    command = {"list": "LLEN", "zset": "ZCARD", "stream": "XLEN"}.get(kind)
+    if command is None:
+        raise ProbeError(f"{key} is a {kind}, not a list, sorted set or stream")
+    try:
+        depth = int(client.execute_command(command, key))
+    except redis.RedisError as exc:
+        raise ProbeError(f"{command} {key}: {describe_error(exc)}") from None
+    where = "" if key == name else f" in {key}"
+    return Measurement(depth, subject=name, text=f"{_n(depth, 'job')} waiting ({kind}{where})")

@@ -1,0 +1,39 @@
+"""Runbook: monthly "Database Maintenance" - the bloat query on `pg_stat_user_tables`,
+`VACUUM ANALYZE` of the busy tables, and the transaction ID wraparound it prevents."""
+
+import pytest
+
+from opscheck.probes import postgres as probes
+
+pytestmark = [pytest.mark.postgres, pytest.mark.capacity, pytest.mark.weekly, pytest.mark.monthly]
+
+
+def test_dead_tuples_below_limit(postgres, limits):
+    """No table over 1000 dead tuples has more than 50 % dead per live tuple (`dead_ratio`)."""
+    limits.check("postgres.dead_tuple_pct", probes.dead_tuples(postgres))
+
+
+@pytest.mark.applies_to("tables")
+def test_tables_vacuumed_recently(postgres, postgres_target, limits):
+    """Each table in `tables` was vacuumed and analyzed (by hand or autovacuum) within 7 days."""
+    keys = {"vacuumed": "postgres.vacuum_age", "analyzed": "postgres.analyze_age"}
+    with limits.batch():
+        for table in postgres_target.tables:
+            ages = probes.maintenance_ages(postgres, table)
+            if ages is None:
+                limits.expect(
+                    "postgres.vacuum_age", False, f"{table}: no such table", "an existing table"
+                )
+                continue
+            for done, age in ages.items():
+                if age is None:
+                    limits.expect(
+                        keys[done], False, f"{table} never {done}", f"{done} at least once"
+                    )
+                else:
+                    limits.check(keys[done], age)
+
+
+def test_transaction_ids_far_from_wraparound(postgres, limits):
+    """The oldest unfrozen transaction ID is below 75 % of the 2^31 wraparound limit."""
+    limits.check("postgres.xid_age_pct", probes.xid_age(postgres))

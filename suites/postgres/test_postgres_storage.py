@@ -1,0 +1,28 @@
+"""Runbook: "Database size monitoring" (`pg_database_size`) and "Storage growth rate"
+(`pg_total_relation_size('receipts')`)."""
+
+import pytest
+
+from opscheck.probes import postgres as probes
+
+pytestmark = [pytest.mark.postgres, pytest.mark.capacity, pytest.mark.evening]
+
+
+@pytest.mark.midday
+def test_database_size_below_limit(postgres, limits):
+    """The database stays below its size limit; its largest tables are in the detail."""
+    limits.check("postgres.database_size", probes.database_size(postgres))
+
+
+@pytest.mark.weekly
+@pytest.mark.applies_to("tables")
+def test_table_sizes_below_limit(postgres, postgres_target, limits):
+    """Each table in `tables` (data, indexes and TOAST) stays below its size limit."""
+    with limits.batch():  # one failure listing every table too big or missing
+        for table, size in probes.table_sizes(postgres, postgres_target.tables).items():
+            if size is None:
+                limits.expect(
+                    "postgres.table_size", False, f"{table}: no such table", "an existing table"
+                )
+            else:
+                limits.check("postgres.table_size", size)

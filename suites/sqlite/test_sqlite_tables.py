@@ -1,0 +1,24 @@
+"""Runbook: "Check database connectivity" - `SELECT COUNT(*) FROM work_orders`: each table in
+`tables` is there and its rows within its levels (by default: not empty)."""
+
+import pytest
+
+from opscheck.probes import sqlite as probes
+
+pytestmark = [
+    pytest.mark.sqlite,
+    pytest.mark.capacity,
+    pytest.mark.morning,
+    pytest.mark.for_each("tables", "table"),
+]
+
+
+def test_table_rows_within_limits(sqlite, sqlite_target, table, limits):
+    """`SELECT COUNT(*) FROM <table>` is within the table's levels; crit when it is empty."""
+    rows = probes.row_count(sqlite, table)
+    if rows is None:
+        known = ", ".join(probes.tables(sqlite)) or "none"
+        missing = f"{table}: no such table (tables: {known})"
+        limits.expect("sqlite.table_rows", False, missing, f"a table {table}")
+        return
+    limits.check("sqlite.table_rows", rows, probes.row_limit(sqlite_target.tables[table]))

@@ -1,0 +1,541 @@
+"""The PostgreSQL checks (suites/postgres) against a real PostgreSQL 15 from the testbed.
+
+Every check runs as the least-privilege monitoring role (LOGIN, CONNECT, pg_monitor) with its
+password from the environment, passes on a healthy database and fails, with an operator's
+message, on a database broken for real: real connections, a real pg_sleep, a real lock, real
+dead tuples, a stopped server. One server per xdist worker; each broken state lives in its own
+database (or is undone when its test ends), so the tests do not see each other's damage.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from opscheck.testbed.postgres import Postgres
+
+PG = ("suites/postgres",)
+PASSWORD = "pw-Zr8vQ2xL6tNe"  # the monitoring role's, handed over as $PG_PASSWORD only
+MONITOR = "opscheck"  # LOGIN, CONNECT, pg_monitor (and SELECT on orders for a user query)
+PLAIN = "opscheck_plain"  # LOGIN, CONNECT, without pg_monitor
+SETTINGS = '[settings]\ntimeout = "3s"\n\n'
+ORDERS = 10000  # rows in app.public.orders
+AGE = r"(?:\d+ ms|[\d.]+ s)"  # a duration as messages show it: "312 ms", "1.2 s" (busy machine)
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """A real server for the session (of this xdist worker) with a healthy database ``app``."""
+    with Postgres(tmp_path_factory.mktemp("pg")) as server:
+        server.create_database("app")
+        server.execute(
+            "CREATE EXTENSION pg_stat_statements;"
+            "CREATE TABLE orders (id serial PRIMARY KEY, status text NOT NULL, note text);"
+            "INSERT INTO orders (status, note) SELECT CASE WHEN g % 100 = 0 THEN 'pending' "
+            f"ELSE 'done' END, repeat('n', 50) FROM generate_series(1, {ORDERS}) g;"
+            "CREATE TABLE secrets (token text);"
+            "SELECT pg_stat_reset()",  # forget the reads of the database's creation
+            "app",
+        )
+        server.execute("VACUUM ANALYZE orders", "app")
+        for _ in range(20):  # a warm cache, as a database in use has
+            server.execute("SELECT count(*) FROM orders", "app")
+        server.create_monitor_role(MONITOR, PASSWORD, ["app"])
+        server.create_monitor_role(PLAIN, PASSWORD, ["app"], monitor=False)
+        server.execute(f"GRANT SELECT ON orders TO {MONITOR}", "app")
+        server.execute("SELECT pg_stat_statements_reset()", "app")
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PG_PASSWORD", PASSWORD)
+
+
+def target(pg: Postgres, name: str, dbname: str = "app", user: str = MONITOR, **keys: Any) -> str:
+    return pg.postgres_block(name, dbname, user, password_env="PG_PASSWORD", **keys)
+
+
+def run(suite: Any, inventory: str, thresholds: str = "", *args: str) -> pytest.RunResult:
+    """Run the PostgreSQL suite; the password must appear in no output."""
+    result = suite.run(SETTINGS + inventory, thresholds, *args, paths=PG)
+    for where, text in (
+        ("terminal", result.stdout.str() + result.stderr.str()),
+        ("json", suite.json_path.read_text()),
+    ):
+        assert PASSWORD not in text, f"the password leaked into the {where} output"
+    return result
+
+
+def said(result: dict[str, Any]) -> str:
+    """What the operator reads for a test: its recorded message, else its failure text."""
+    return str(result.get("message") or result.get("reason") or "")
+
+
+def outcomes(result: pytest.RunResult) -> dict[str, int]:
+    counts = result.parseoutcomes()
+    counts.pop("deselected", None)
+    return counts
+
+
+# -- healthy -----------------------------------------------------------------------------------
+
+
+def test_healthy_database_passes_every_check(suite, pg):
+    queries = [
+        {"name": "pending", "sql": "SELECT count(*) FROM orders WHERE status = 'pending'"},
+        # 1 only in a read-only session with the timeout and name opscheck promises
+        {
+            "name": "session",
+            "sql": "SELECT (current_setting('transaction_read_only') = 'on' "
+            "AND current_setting('statement_timeout') = '3s' "
+            "AND current_setting('application_name') = 'opscheck')::int",
+            "crit": 1,
+            "direction": "below",
+        },
+    ]
+    inventory = target(pg, "main", tables=["public.orders"], queries=queries)
+    result = run(suite, inventory)
+    res = suite.results()
+    assert outcomes(result) == {"passed": 15, "skipped": 1}, [said(r) for r in res.values()]
+    assert re.fullmatch(
+        r"accepting connections: PostgreSQL 15\.\d+ \(primary\), database app as opscheck, "
+        r"up [\d.]+ (ms|s)",
+        res["test_postgres_reachable[main]"]["measured"],
+    )
+    used = res["test_connections_below_limit[main]"]
+    assert re.fullmatch(r"\d+ of 20 connections used \([\d.]+ %\)", used["measured"])
+    assert "opscheck/opscheck 1" in used["detail"]
+    assert res["test_longest_query_below_limit[main]"]["measured"] == "no active query"
+    assert res["test_table_sizes_below_limit[main]"]["measured"].startswith("public.orders 1.")
+    assert res["test_cache_hit_ratio_above_limit[main]"]["values"][0] > 95
+    assert res["test_query_within_limits[main/pending]"]["values"] == [ORDERS / 100]
+    assert res["test_query_within_limits[main/session]"]["values"] == [1]
+    assert res["test_replication_lag_below_limit[main]"]["reason"] == (
+        "main: no replica, no replication slot and not a standby: no replication to measure"
+    )
+
+
+# -- unreachable -------------------------------------------------------------------------------
+
+
+def test_stopped_server_fails_at_once_and_does_not_slow_a_healthy_one(
+    suite, pg, tmp_path, monkeypatch
+):
+    down = Postgres(tmp_path / "down").start()
+    process = down.process
+    down.stop()  # a real server that was there and is not any more
+    assert process is not None and process.poll() is not None
+    blackhole = socket.create_server(("127.0.0.1", 0))  # accepts TCP, never answers
+    monkeypatch.setenv("PG_WRONG", "wrong-Hk29xQ")
+    inventory = (
+        target(pg, "main")
+        + down.postgres_block("down", "postgres", MONITOR, "PG_PASSWORD")
+        + pg.postgres_block("hung", "app", MONITOR, "PG_PASSWORD", timeout="1s").replace(
+            f"port={pg.port}", f"port={blackhole.getsockname()[1]}"
+        )
+        + pg.postgres_block("badpw", "app", MONITOR, "PG_WRONG")
+    )
+    start = time.perf_counter()
+    with blackhole:
+        result = run(suite, inventory, "", "-k", "not query_within")
+    elapsed = time.perf_counter() - start
+    assert "wrong-Hk29xQ" not in result.stdout.str() + suite.json_path.read_text()
+    res = suite.results()
+    first = "test_postgres_reachable"
+    assert res[f"{first}[down]"]["reason"] == (
+        f'down: unreachable: connection to server at "127.0.0.1", port {down.port} failed: '
+        "Connection refused"
+    )
+    assert (
+        res[f"{first}[hung]"]["reason"]
+        == "hung: unreachable: no answer within 2 s (connect_timeout)"
+    )
+    assert res[f"{first}[hung]"]["duration"] >= 1.9
+    assert res[f"{first}[badpw]"]["reason"].endswith(
+        'failed: FATAL: password authentication failed for user "opscheck"'
+    )
+    for name in ("down", "hung", "badpw"):
+        others = [r for t, r in res.items() if t.endswith(f"[{name}]") and first not in t]
+        assert len(others) == 11
+        for other in others:
+            assert other["outcome"] == "failed"
+            assert other["reason"].startswith(f"{name}: unreachable (see {first}[{name}]): ")
+            assert other["duration"] < 0.5, other["id"]
+    healthy = [r for t, r in res.items() if t.endswith("[main]")]
+    assert {r["outcome"] for r in healthy} == {"passed", "skipped"}
+    assert max(r["duration"] for r in healthy) < 1.0
+    # One wait for the blackhole (2 s), not one per check of the dead targets.
+    assert elapsed < 8, f"{elapsed:.1f} s: the dead targets slowed the run"
+
+
+# -- connections and sessions ------------------------------------------------------------------
+
+
+def test_connections_nearly_exhausted(suite, pg):
+    # The session of an earlier run closes as that run ends; its backend may still be exiting.
+    _until(
+        pg, "SELECT 1 WHERE NOT EXISTS (SELECT FROM pg_stat_activity WHERE usename = 'opscheck')"
+    )
+    [(used,)] = pg.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+    )
+    with pg.connections(17 - used - 1):  # 17 of 20 with opscheck's own: 85 %
+        result = run(suite, target(pg, "main"), "", "-k", "connections_below")
+    result.assert_outcomes(failed=1)
+    failed = suite.results()["test_connections_below_limit[main]"]
+    assert failed["message"] == "main: 17 of 20 connections used (85.0 %) > crit 80.0 %"
+    assert re.match(r"by user/application: postgres/- 1\d, opscheck/opscheck 1", failed["detail"])
+
+
+def test_long_running_query(suite, pg):
+    thresholds = '[postgres.long_queries]\ncrit = 0\n[postgres.longest_query]\ncrit = "200ms"\n'
+    with pg.running("SELECT pg_sleep(60)") as pid:
+        time.sleep(0.3)
+        result = run(
+            suite,
+            target(pg, "main", long_query="200ms"),
+            thresholds,
+            "-k",
+            "long_queries or longest",
+        )
+    result.assert_outcomes(failed=2)
+    res = suite.results()
+    count = res["test_long_queries_below_limit[main]"]
+    assert count["message"] == "main: 1 query active longer than 200 ms > crit 0"
+    assert re.fullmatch(rf"pid {pid} postgres/- {AGE}: SELECT pg_sleep\(60\)", count["detail"])
+    longest = res["test_longest_query_below_limit[main]"]["message"]
+    assert re.fullmatch(
+        rf"main: longest active query {AGE} \(pid {pid}, postgres\) > crit 200 ms", longest
+    )
+
+
+def test_session_idle_in_transaction(suite, pg):
+    thresholds = '[postgres.idle_in_transaction]\ncrit = "200ms"\n'
+    with pg.idle_in_transaction("app") as pid:
+        time.sleep(0.3)
+        result = run(suite, target(pg, "main"), thresholds, "-k", "idle")
+    result.assert_outcomes(failed=1)
+    idle = suite.results()["test_no_long_idle_transactions[main]"]
+    assert re.fullmatch(
+        rf"main: oldest session idle in transaction for {AGE} \(pid {pid}, postgres; "
+        r"1 idle in transaction\) > crit 200 ms",
+        idle["message"],
+    )
+    assert re.fullmatch(rf"pid {pid} postgres/- idle {AGE}, last query: SELECT 1", idle["detail"])
+
+
+def test_query_waiting_on_a_lock(suite, pg):
+    thresholds = '[postgres.lock_wait]\ncrit = "200ms"\n'
+    with pg.lock_wait("orders", "app") as (blocked, blocking):
+        time.sleep(0.3)
+        result = run(suite, target(pg, "main"), thresholds, "-k", "lock")
+    result.assert_outcomes(failed=1)
+    wait = suite.results()["test_no_long_lock_waits[main]"]
+    assert re.fullmatch(
+        rf"main: pid {blocked} waits {AGE} for a lock held by pid {blocking} \(1 waiting\) "
+        r"> crit 200 ms",
+        wait["message"],
+    )
+    statement = "SELECT * FROM orders LIMIT 1 FOR UPDATE"
+    blocked_line, blocking_line = wait["detail"].splitlines()
+    assert re.fullmatch(
+        rf"blocked pid {blocked} postgres waits {AGE} for pid {blocking}: " + re.escape(statement),
+        blocked_line,
+    )
+    assert blocking_line == f"blocking pid {blocking} postgres (idle in transaction): {statement}"
+
+
+# -- storage and maintenance -------------------------------------------------------------------
+
+
+def test_database_and_table_over_size_limits(suite, pg):
+    thresholds = '[postgres.database_size]\ncrit = "5MB"\n[postgres.table_size]\ncrit = "100KB"\n'
+    inventory = target(pg, "main", tables=["public.orders", "nope"])
+    result = run(suite, inventory, thresholds, "-k", "size")
+    result.assert_outcomes(failed=2)
+    res = suite.results()
+    database = res["test_database_size_below_limit[main]"]
+    assert re.fullmatch(r"main: database app \d\.\d MB > crit 5\.0 MB", database["message"])
+    assert database["detail"].startswith("largest tables (estimated): public.orders ")
+    tables = res["test_table_sizes_below_limit[main]"]["reason"].splitlines()
+    assert re.fullmatch(r"main: public\.orders 1\.\d MB > crit 100\.0 KB", tables[0])
+    assert tables[1] == "main: nope: no such table"
+
+
+def test_locked_table_bounds_the_size_check_by_the_timeout(suite, pg):
+    """A table locked by a stuck migration: the check gives up after the target's timeout."""
+    with pg.idle_in_transaction("app", "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"):
+        inventory = target(pg, "main", tables=["public.orders"], timeout="1s")
+        result = run(suite, inventory, "", "-k", "size")
+    result.assert_outcomes(passed=1, failed=1)
+    res = suite.results()
+    locked = res["test_table_sizes_below_limit[main]"]
+    assert locked["reason"] == "main: canceling statement due to lock timeout"
+    assert 0.7 < locked["duration"] < 2.5  # lock_timeout: 80 % of the target's timeout
+    # The database size and its largest tables come from pg_class: no lock, no wait.
+    assert res["test_database_size_below_limit[main]"]["duration"] < 0.5
+
+
+def test_dead_tuples_and_tables_never_vacuumed(suite, pg):
+    pg.create_database("bloat")
+    pg.execute(
+        "CREATE TABLE events (id int, payload text) WITH (autovacuum_enabled = off);"
+        "INSERT INTO events SELECT g, 'new' FROM generate_series(1, 5000) g;"
+        "CREATE TABLE archive (id int);",
+        "bloat",
+    )
+    pg.execute("VACUUM ANALYZE archive", "bloat")
+    pg.execute("UPDATE events SET payload = 'processed'", "bloat")  # 5000 dead row versions
+    time.sleep(0.25)
+    thresholds = '[postgres.vacuum_age]\ncrit = "200ms"\n'
+    inventory = target(pg, "main", "bloat", tables=["public.events", "public.archive"])
+    result = run(suite, inventory, thresholds, "-k", "dead or vacuumed")
+    result.assert_outcomes(failed=2)
+    res = suite.results()
+    assert res["test_dead_tuples_below_limit[main]"]["message"] == (
+        "main: public.events 100.0 % dead tuples (5000 dead, 5000 live) > crit 50.0 %"
+    )
+    assert "never vacuumed" in res["test_dead_tuples_below_limit[main]"]["detail"]
+    vacuum = res["test_tables_vacuumed_recently[main]"]["reason"].splitlines()
+    assert vacuum[:2] == [
+        "main: public.events never vacuumed",
+        "main: public.events never analyzed",
+    ]
+    assert re.fullmatch(rf"main: public\.archive vacuumed {AGE} ago > crit 200 ms", vacuum[2])
+    assert len(vacuum) == 3  # archive was analyzed 0.3 s ago: within the default 7 days
+
+
+def test_transaction_id_wraparound_near(suite, pg, tmp_path):
+    aged = Postgres(
+        tmp_path / "aged", autovacuum=False, settings={"autovacuum_freeze_max_age": "2000000000"}
+    )
+    aged.start().stop()
+    aged.advance_xid(1_700_000_000)  # 79 % of the way to wraparound, as years of traffic go
+    with aged:
+        aged.create_monitor_role(MONITOR, PASSWORD, ["postgres"])
+        old = aged.postgres_block("old", "postgres", MONITOR, "PG_PASSWORD")
+        result = run(suite, target(pg, "main") + old, "", "-k", "wraparound")
+    result.assert_outcomes(passed=1, failed=1)
+    res = suite.results()
+    assert res["test_transaction_ids_far_from_wraparound[main]"]["values"][0] < 1
+    assert re.fullmatch(
+        r"old: transaction ID age 1[67]\d{8} in \w+ \(79\.2 % of the wraparound limit\) "
+        r"> crit 75\.0 %",
+        res["test_transaction_ids_far_from_wraparound[old]"]["message"],
+    )
+
+
+# -- performance -------------------------------------------------------------------------------
+
+
+def test_cache_misses_on_a_cold_database(suite, pg):
+    pg.create_database("cold")
+    # Scans of a table over shared_buffers / 4 (4 MB here) read through a small ring of buffers.
+    pg.execute(
+        "CREATE TABLE big AS SELECT g, repeat('x', 200) AS filler FROM generate_series(1, 30000) g",
+        "cold",
+    )
+    pg.execute("SELECT pg_stat_reset()", "cold")  # count only the reads of the scans below
+    for _ in range(3):
+        pg.execute("SELECT count(*) FROM big", "cold")
+    result = run(suite, target(pg, "main", "cold"), "", "-k", "cache_hit")
+    result.assert_outcomes(failed=1)
+    message = suite.results()["test_cache_hit_ratio_above_limit[main]"]["message"]
+    match = re.fullmatch(
+        r"main: cache hit ratio ([\d.]+) % \(\d+ hits, \d+ reads in database cold\) < crit 90\.0 %",
+        message,
+    )
+    assert match and float(match.group(1)) < 50, message
+
+
+def test_pg_stat_statements_absent_then_slow_statement(suite, pg):
+    pg.create_database("nostats")
+    pg.create_database("stmts")
+    pg.execute("CREATE EXTENSION pg_stat_statements", "stmts")
+    for _ in range(2):
+        pg.execute("SELECT pg_sleep(0.15)", "stmts")
+    inventory = (
+        target(pg, "bare", "nostats") + target(pg, "busy", "stmts") + target(pg, "strict", "stmts")
+    )
+    thresholds = '[postgres.statement_mean_time.targets.strict]\ncrit = "100ms"\n'
+    result = run(suite, inventory, thresholds, "-k", "statements")
+    assert outcomes(result) == {"skipped": 1, "warned": 1, "failed": 1}
+    res = suite.results()
+    assert res["test_statements_mean_time_below_limit[bare]"]["reason"] == (
+        "bare: pg_stat_statements is not installed in database nostats (CREATE EXTENSION "
+        "pg_stat_statements; it needs shared_preload_libraries = 'pg_stat_statements')"
+    )
+    busy = res["test_statements_mean_time_below_limit[busy]"]
+    assert re.fullmatch(
+        r"busy: slowest statement: mean 1\d\d ms over 2 calls > warn 100 ms", busy["message"]
+    )
+    strict = res["test_statements_mean_time_below_limit[strict]"]
+    assert strict["message"].endswith("over 2 calls > crit 100 ms")
+    assert re.search(r"mean 1\d\d ms, 2 calls: SELECT pg_sleep\(\$1\)", strict["detail"])
+
+
+# -- replication -------------------------------------------------------------------------------
+
+
+def test_replica_behind_and_slot_retaining_wal(suite, pg, tmp_path):
+    replica = pg.standby(tmp_path / "replica").start()
+    pg.execute("CHECKPOINT")  # the new slot keeps WAL from the last checkpoint on
+    pg.execute("SELECT pg_create_physical_replication_slot('forgotten', true)")
+    try:
+        _caught_up(pg, replica)
+        inventory = target(pg, "primary") + replica.postgres_block(
+            "replica", "app", MONITOR, "PG_PASSWORD"
+        )
+        thresholds = '[postgres.replication_lag]\ncrit = "8MB"\n'
+        run(suite, inventory, thresholds, "-k", "replication").assert_outcomes(passed=2)
+        healthy = suite.results()["test_replication_lag_below_limit[primary]"]["measured"]
+        assert re.fullmatch(
+            r"replica replica1 [\d.]+ K?B behind "
+            r"\(streaming from local socket(, replay lag .*)?\), "
+            r"slot forgotten retains [\d.]+ K?B of WAL \(physical, inactive\)",
+            healthy,
+        ), healthy
+
+        replica.execute("SELECT pg_wal_replay_pause()")
+        for _ in range(2):  # two new WAL segments (16 MB each) the replica does not replay
+            pg.execute("CREATE TEMP TABLE t AS SELECT 1; DROP TABLE t; SELECT pg_switch_wal()")
+        _received(pg, replica)
+        result = run(suite, inventory, thresholds, "-k", "replication")
+    finally:
+        replica.stop()
+        pg.execute("SELECT pg_drop_replication_slot('forgotten')")
+    result.assert_outcomes(failed=2)
+    res = suite.results()
+    primary = res["test_replication_lag_below_limit[primary]"]["reason"]
+    assert re.search(r"primary: replica replica1 \d\d\.\d MB behind \(streaming", primary)
+    assert re.search(r"slot forgotten retains \d\d\.\d MB of WAL \(physical, inactive\)", primary)
+    standby = res["test_replication_lag_below_limit[replica]"]["message"]
+    assert re.match(r"replica: this standby \d\d\.\d MB received but not replayed", standby)
+
+
+def _caught_up(primary: Postgres, replica: Postgres) -> None:
+    _until(
+        primary,
+        "SELECT 1 FROM pg_stat_replication WHERE replay_lsn = pg_current_wal_lsn()",
+    )
+
+
+def _received(primary: Postgres, replica: Postgres) -> None:
+    [(lsn,)] = primary.execute("SELECT pg_current_wal_lsn()::text")
+    _until(replica, f"SELECT 1 WHERE pg_last_wal_receive_lsn() >= '{lsn}'")
+
+
+def _until(server: Postgres, sql: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not server.execute(sql):
+        assert time.monotonic() < deadline, f"not within {timeout} s: {sql}"
+        time.sleep(0.02)
+
+
+# -- privileges --------------------------------------------------------------------------------
+
+
+def test_role_without_pg_monitor_is_told_what_to_grant(suite, pg):
+    result = run(suite, target(pg, "plain", user=PLAIN), "", "-k", "not replication")
+    res = suite.results()
+    grant = "plain: permission denied: grant pg_monitor to opscheck_plain (without it "
+    needs_monitor = [
+        "test_connections_below_limit[plain]",
+        "test_long_queries_below_limit[plain]",
+        "test_longest_query_below_limit[plain]",
+        "test_no_long_idle_transactions[plain]",
+        "test_no_long_lock_waits[plain]",
+        "test_statements_mean_time_below_limit[plain]",
+    ]
+    for test in needs_monitor:
+        assert res[test]["outcome"] == "failed", test
+        assert res[test]["reason"].startswith(grant), res[test]["reason"]
+    assert res["test_postgres_reachable[plain]"]["outcome"] == "passed"
+    assert res["test_query_within_limits[-]"]["reason"] == (
+        "no [[postgres]] target in inventory.toml sets queries"
+    )
+    assert outcomes(result) == {"passed": 5, "failed": 6, "skipped": 3}
+
+
+# -- user-defined queries ----------------------------------------------------------------------
+
+
+def test_user_queries_over_limit_wrong_shape_and_writes(suite, pg):
+    queries = [
+        {"name": "pending", "sql": "SELECT count(*) FROM orders WHERE status = 'pending'"},
+        {"name": "backlog", "sql": "SELECT count(*) FROM orders", "warn": 50, "crit": 100},
+        {"name": "label", "sql": "SELECT 'abc'"},
+        {"name": "empty", "sql": "SELECT 1 WHERE false"},
+        {"name": "null", "sql": "SELECT NULL::int"},
+        {"name": "many", "sql": "SELECT generate_series(1, 3)"},
+        {"name": "secret", "sql": "SELECT count(*) FROM secrets"},
+        # Turning the session's read-only default off is undone with the query's transaction...
+        {
+            "name": "unlock",
+            "sql": "SELECT length(set_config('default_transaction_read_only', 'off', false))",
+        },
+        # ...so the writes that follow are still refused.
+        {"name": "purge", "sql": "DELETE FROM orders WHERE id < 10"},
+        {"name": "escape", "sql": "COMMIT; DELETE FROM orders"},
+    ]
+    result = run(suite, target(pg, "main", queries=queries), "", "-k", "query_within")
+    assert outcomes(result) == {"passed": 2, "failed": 8}
+    res = {t.split("[")[1].rstrip("]"): r for t, r in suite.results().items()}
+    assert res["main/pending"]["outcome"] == "passed"
+    assert res["main/unlock"]["outcome"] == "passed"
+    assert res["main/backlog"]["message"] == f"main: backlog {ORDERS} > crit 100"
+    shape = "(expected one row with one number)"
+    assert said(res["main/label"]) == f"main: query label: returned str 'abc' {shape}"
+    assert said(res["main/empty"]) == f"main: query empty: returned no rows {shape}"
+    assert said(res["main/null"]) == f"main: query null: returned NULL {shape}"
+    assert said(res["main/many"]) == f"main: query many: returned more than one row {shape}"
+    assert said(res["main/secret"]) == (
+        "main: query secret: permission denied (permission denied for table secrets): "
+        "grant opscheck SELECT on what the query reads"
+    )
+    assert said(res["main/purge"]) == (
+        "main: query purge: rejected, the session is read-only (cannot execute DELETE in a "
+        "read-only transaction); opscheck runs queries read-only: measure with a SELECT"
+    )
+    assert said(res["main/escape"]) == (
+        "main: query escape failed: cannot insert multiple commands into a prepared statement"
+    )
+    assert pg.execute("SELECT count(*) FROM orders", "app") == [(ORDERS,)]  # nothing written
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("block", "error"),
+    [
+        (
+            '[[postgres]]\nname = "main"\ndsn = "host=db user=ops password=hunter2"\n',
+            "inventory.toml: postgres[0].dsn: expected a DSN without a password (name the "
+            "variable that holds it in password_env)",
+        ),
+        (
+            '[[postgres]]\nname = "main"\ndsn = "host=db"\n'
+            '[[postgres.queries]]\nname = "q"\nsql = "SELECT 1"\n'
+            '[[postgres.queries]]\nname = "q"\nsql = "SELECT 2"\n',
+            "inventory.toml: postgres[0].queries: duplicate query name 'q' (it becomes the "
+            "test id)",
+        ),
+        (
+            '[[postgres]]\nname = "main"\ndsn = "host=db"\npassword_env = "PG_NOT_SET"\n',
+            "inventory.toml: postgres[0].password_env: environment variable PG_NOT_SET is not set",
+        ),
+    ],
+    ids=["password in dsn", "duplicate query", "password variable unset"],
+)
+def test_configuration_mistakes_stop_the_run(suite, block, error):
+    result = suite.run(block, "", paths=PG)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"ERROR: {error}" in result.stderr.str()
+    assert "hunter2" not in result.stderr.str()
