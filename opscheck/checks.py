@@ -32,6 +32,7 @@ CHECKS: dict[str, Spec] = {
     "host.cpu_busy_pct": Spec("percent", 70, 80, what="CPU busy over a short sample"),
     "host.uptime": Spec("duration", 86400, None, "below", what="time since boot (recent reboot)"),
     "host.log_dir_size": Spec("size", 1e9, 5e9, what="size of a log directory"),
+    "host.fail2ban_banned": Spec("number", None, None, what="IPs a fail2ban jail bans now"),
     # Runbook: "Response times < 500ms average"; escalate at "> 2 seconds".
     "http.latency_avg": Spec("duration", 0.3, 0.5, what="average response time over the samples"),
     "http.latency_p95": Spec("duration", 1.0, 2.0, what="95th percentile response time"),
@@ -89,6 +90,18 @@ CHECKS: dict[str, Spec] = {
         "duration", 0.1, 1.0, what="mean time of the slowest statement (pg_stat_statements)"
     ),
     "postgres.query": Spec("number", None, None, what="result of a user-defined SQL query"),
+    # Logs. Runbooks: `grep -c ERROR logs/api-$(date +%Y-%m-%d).log`, `kubectl logs --since=24h |
+    # grep -i error | wc -l`, `grep -c "authentication failed" /logs/backend/*.jsonl`; any match
+    # is worth a look by default: set levels per pattern. Evening: `find /logs -name "*.jsonl"
+    # -size +100M` (rotate above 100 MB) and `du -sh /logs/*`.
+    "logs.pattern_lines": Spec("number", 0, None, what="lines matching a pattern in its window"),
+    "logs.file_size": Spec("size", 100e6, 1e9, what="size of a log file (rotate above 100 MB)"),
+    "logs.dir_size": Spec("size", 1e9, 5e9, what="disk used by a folder holding log files"),
+    # A file rotated daily holds at most ~24 h of lines; 26 h leaves the rotation job its run
+    # time. 8 d: past logrotate's weekly default plus a day, rotation has surely stopped.
+    "logs.file_span": Spec(
+        "duration", 26 * 3600, 8 * 86400, what="first to last line of a file written in 24 h"
+    ),
     # Backups. Runbooks: the evening "Daily Backup Verification" (`/backups/daily/$TODAY`, "Backup
     # sizes reasonable"), the weekly `aws s3 ls s3://…/postgres/` and `pg_restore -d test_restore`.
     # 26 h: a nightly backup is ~24 h old just before the next one lands, plus its own run time.

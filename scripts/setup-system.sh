@@ -9,6 +9,7 @@ packages=(
   postgresql-15                    # initdb/pg_ctl/pg_dump for the PostgreSQL tests
   redis-server                     # the Redis tests
   sqlite3                          # the SQLite checks on remote hosts use the sqlite3 CLI
+  systemd-journal-remote           # writes real journal files for the journald log tests
 )
 
 missing=()

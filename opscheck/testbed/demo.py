@@ -1,7 +1,9 @@
 """``make demo``: start a local stack, run ``pytest -m morning --archive`` on it, show the report.
 
 The stack is real: HTTP and HTTPS endpoints (with their own CA), an sshd, a PostgreSQL 15 and a
-Redis on 127.0.0.1, an SQLite application database, plus this machine through ``local://``. The
+Redis on 127.0.0.1, an SQLite application database, an application log with a few errors and
+failed logins, last night's ``pg_dump`` and SQLite backups, plus this machine through
+``local://``. The morning run and then the evening run (logs, backups) are archived. The
 checks log in as least-privilege users (pg_monitor, a read-only Redis ACL) whose passwords are in
 environment variables. One endpoint is deliberately past a warn level, so the report shows what a
 warning looks like.
@@ -18,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from opscheck.testbed.http import HttpTestbed
@@ -39,6 +42,10 @@ class Stack:
     redis: RedisServer
     sqlite_path: Path
     env: dict[str, str]
+
+    @property
+    def directory(self) -> Path:
+        return self.sqlite_path.parent
 
 
 @contextlib.contextmanager
@@ -73,7 +80,46 @@ def stack(directory: Path) -> Iterator[Stack]:
         with contextlib.closing(sqlite3.connect(sqlite_path)) as db, db:
             db.execute("CREATE TABLE work_orders (id INTEGER PRIMARY KEY, site TEXT)")
             db.executemany("INSERT INTO work_orders (site) VALUES (?)", [("site",)] * 120)
+        _write_log(directory / "logs")
+        _write_backups(directory / "backups", pg, sqlite_path)
         yield Stack(bed, sshd, pg, redis, sqlite_path, env)
+
+
+def _write_log(folder: Path) -> None:
+    """Today's application log: traffic, three errors, two failed logins (timestamps: now)."""
+    folder.mkdir()
+    now = datetime.now(UTC)
+    lines = []
+    for minute in range(120, 0, -1):
+        at = (now - timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines.append(f"{at} INFO GET /api/receipts 200 {minute % 40 + 12}ms")
+        if minute in (95, 61, 7):
+            lines.append(f"{at} ERROR upload {minute * 7919} failed: S3 timeout after 30s")
+        if minute in (30, 29):
+            lines.append(f"{at} WARN authentication failed for user ops{minute} from 10.0.0.9")
+    (folder / f"api-{now:%Y-%m-%d}.log").write_text("\n".join(lines) + "\n")
+
+
+def _write_backups(folder: Path, pg: Postgres, sqlite_path: Path) -> None:
+    """The last two nights' backups as the runbook's cron makes them: pg_dump -Fc, a SQLite copy."""
+    for days_ago in (1, 0):
+        when = datetime.now(UTC) - timedelta(days=days_ago)
+        night = folder / "daily" / f"{when:%Y%m%d}"
+        night.mkdir(parents=True)
+        dump = night / "app.dump"
+        subprocess.run(
+            ["pg_dump", "-F", "c", "-O", "-x", "-f", str(dump), "-d", pg.admin_dsn("app")],
+            check=True,
+            capture_output=True,
+        )
+        copy_path = night / f"fossawork_v2_{when:%Y%m%d}.db"
+        with (
+            contextlib.closing(sqlite3.connect(sqlite_path)) as source,
+            contextlib.closing(sqlite3.connect(copy_path)) as copy,
+        ):
+            source.backup(copy)
+        for made in (dump, copy_path):
+            os.utime(made, (when.timestamp(), when.timestamp()))
 
 
 def inventory(s: Stack) -> str:
@@ -135,6 +181,30 @@ samples = 0
 
 {main_db}
 {cache}
+[[logs]]
+name = "api-log"
+path = "{s.directory}/logs/api-{{date:%Y-%m-%d}}.log"
+
+[[logs.patterns]]                  # grep -c ERROR logs/api-$(date +%Y-%m-%d).log
+name = "errors"
+pattern = "ERROR"
+warn = 10
+crit = 100
+
+[[logs.patterns]]                  # grep "authentication failed" logs/auth-*.log | wc -l
+name = "failed-logins"
+preset = "failed_logins"
+warn = 5
+crit = 50
+
+[[backup]]
+name = "app-db-dump"
+path = "{s.directory}/backups/daily/{{date:%Y%m%d}}/app.dump"
+
+[[backup]]
+name = "fossawork-db"
+path = "{s.directory}/backups/daily/{{date:%Y%m%d}}/fossawork_v2_*.db"
+
 [[sqlite]]
 name = "fossawork"
 path = {toml_value(str(s.sqlite_path))}
@@ -143,23 +213,30 @@ tables = {{ work_orders = {{ crit = 1, direction = "below" }} }}
 
 
 def main() -> int:
-    """Run the morning checks on the demo stack; 0 when the run completed (whatever it found)."""
+    """Run the morning, then the evening checks on the demo stack; 0 when both runs completed."""
+    reports = REPO / "reports"
+    archived: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="opscheck-demo-") as tmp, stack(Path(tmp)) as s:
         path = Path(tmp) / "inventory.toml"
         path.write_text(inventory(s))
-        reports = REPO / "reports"
-        before = set(reports.glob("*/*.html"))
-        command = [sys.executable, "-m", "pytest", "-m", "morning", "--archive"]
-        command += ["--inventory", str(path), "--thresholds", str(REPO / "thresholds.toml")]
-        print("opscheck demo:", " ".join(command[1:]), flush=True)
         env = {**os.environ, **s.env}
-        code = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
-        new = sorted(set(reports.glob("*/*.html")) - before)
-    if code not in (0, 1) or not new:
-        print(f"opscheck demo: the run did not complete (exit {code})", file=sys.stderr)
-        return code or 1
-    outcome = "all checks OK or WARN" if code == 0 else "some checks failed (see the report)"
-    print(f"\nopscheck demo: {outcome}.\nReport: {new[-1].relative_to(REPO)}")
+        for schedule in ("morning", "evening"):
+            before = set(reports.glob("*/*.html"))
+            command = [sys.executable, "-m", "pytest", "-m", schedule, "--archive"]
+            command += ["--inventory", str(path), "--thresholds", str(REPO / "thresholds.toml")]
+            print("\nopscheck demo:", " ".join(command[1:]), flush=True)
+            code = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
+            new = sorted(set(reports.glob("*/*.html")) - before)
+            if code not in (0, 1) or not new:
+                print(
+                    f"opscheck demo: the {schedule} run did not complete (exit {code})",
+                    file=sys.stderr,
+                )
+                return code or 1
+            outcome = "all checks OK or WARN" if code == 0 else "some checks failed"
+            archived.append(new[-1])
+            print(f"opscheck demo: {schedule}: {outcome}.")
+    print("\nReports:\n" + "\n".join(f"  {p.relative_to(REPO)}" for p in archived))
     return 0
 
 
