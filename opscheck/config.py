@@ -178,34 +178,35 @@ class SqlQuery(NumberLimit):
 _DSN_PASSWORD = re.compile(r"(^|\s)password\s*=|^postgres(?:ql)?://[^/@]*:[^/@]*@|[?&]password=")
 
 
+def _dsn_without_password(dsn: str) -> str:
+    if _DSN_PASSWORD.search(dsn):
+        raise ValueError(
+            "expected a DSN without a password (name the variable that holds it in password_env)"
+        )
+    return dsn
+
+
+def _unique_names(entries: list[Any]) -> list[Any]:
+    """Names of a target's list entries become test ids: each must be unique."""
+    names = [entry.name for entry in entries]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"duplicate query name {name!r} (it becomes the test id)")
+    return entries
+
+
+Dsn = Annotated[str, AfterValidator(_dsn_without_password)]
+
+
 class PostgresTarget(Target):
     # libpq "host=… port=… dbname=… user=…" or a postgresql:// URI, without the password.
-    dsn: str = Field(min_length=1)
+    dsn: Annotated[Dsn, Field(min_length=1)]
     password_env: str | None = None
     tables: list[str] = Field(default_factory=list)
-    queries: list[SqlQuery] = Field(default_factory=list)
+    queries: Annotated[list[SqlQuery], AfterValidator(_unique_names)] = Field(default_factory=list)
     # Runbook: "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query_start <
     # now() - interval '5 seconds'": the age at which an active query counts as long-running.
     long_query: Duration = 5.0
-
-    @field_validator("dsn")
-    @classmethod
-    def _no_password(cls, dsn: str) -> str:
-        if _DSN_PASSWORD.search(dsn):
-            raise ValueError(
-                "expected a DSN without a password (name the variable that holds it in "
-                "password_env)"
-            )
-        return dsn
-
-    @field_validator("queries")
-    @classmethod
-    def _unique_queries(cls, queries: list[SqlQuery]) -> list[SqlQuery]:
-        names = [q.name for q in queries]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"duplicate query name {name!r} (it becomes the test id)")
-        return queries
 
 
 QUEUE_LAYOUTS = ("key", "bullmq", "sidekiq", "celery", "rq")
@@ -517,30 +518,13 @@ class RestoreTest(_Strict):
 
     # libpq "host=… port=… dbname=… user=…" of a NON-production server; dbname is the database
     # to connect to for CREATE/DROP DATABASE (default: the user's). The role needs CREATEDB.
-    dsn: str = Field(min_length=1)
+    dsn: Annotated[Dsn, Field(min_length=1)]
     password_env: str | None = None
-    queries: list[RestoreQuery] = Field(default_factory=list)
+    queries: Annotated[list[RestoreQuery], AfterValidator(_unique_names)] = Field(
+        default_factory=list
+    )
     timeout: Duration = 1800.0  # the whole restore: copy, pg_restore, queries
     query_timeout: Duration = 60.0
-
-    @field_validator("dsn")
-    @classmethod
-    def _no_password(cls, dsn: str) -> str:
-        if _DSN_PASSWORD.search(dsn):
-            raise ValueError(
-                "expected a DSN without a password (name the variable that holds it in "
-                "password_env)"
-            )
-        return dsn
-
-    @field_validator("queries")
-    @classmethod
-    def _unique_queries(cls, queries: list[RestoreQuery]) -> list[RestoreQuery]:
-        names = [q.name for q in queries]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"duplicate query name {name!r}")
-        return queries
 
 
 class BackupTarget(Target):
