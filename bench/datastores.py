@@ -12,20 +12,13 @@ Prints a Markdown table for bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _timing import demo_stack, print_table, timed
 
-from opscheck.testbed.demo import Stack, inventory, stack  # noqa: E402
+from opscheck.testbed.demo import Stack
 
 PSQL_LINES = [
     "SELECT count(*) FROM pg_stat_activity",
@@ -70,15 +63,6 @@ CHECK_POSTGRES_ACTIONS = {  # action -> its warning level, set loose: we time, n
 }
 
 
-def timed(command: list[str], runs: int, env: dict[str, str]) -> list[float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(command, capture_output=True, check=False, cwd=REPO, env=env)
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def scripts(s: Stack) -> dict[str, str]:
     pg = f"-h 127.0.0.1 -p {s.pg.port} -U opscheck"
     redis = f'redis-cli -p {s.redis.port} --user opscheck --pass "$OPSCHECK_DEMO_REDIS_PASSWORD"'
@@ -99,32 +83,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as s:
-        path = Path(tmp) / "inventory.toml"
-        path.write_text(inventory(s))
-        env = {**os.environ, **s.env, "PGPASSWORD": s.env["OPSCHECK_DEMO_PG_PASSWORD"]}
+    with demo_stack() as (s, path, env):
+        command = [sys.executable, "-m", "pytest", "-q", "suites/postgres", "suites/redis"]
         rows = {
             "opscheck: pytest suites/postgres suites/redis (all schedules)": timed(
-                [
-                    sys.executable,
-                    "-m",
-                    "pytest",
-                    "-q",
-                    "suites/postgres",
-                    "suites/redis",
-                    "--inventory",
-                    str(path),
-                ],
-                args.runs,
-                env,
+                [*command, "--inventory", str(path)], args.runs, env
             )
         }
         for name, script in scripts(s).items():
             rows[name] = timed(["bash", "-c", script], args.runs, env)
-    print("| what | runs | best | median |")
-    print("|---|---|---|---|")
-    for name, times in rows.items():
-        print(f"| {name} | {len(times)} | {min(times):.2f} s | {statistics.median(times):.2f} s |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

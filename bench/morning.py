@@ -12,21 +12,13 @@ Prints a Markdown table row for bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _timing import REPO, demo_stack, print_table, timed
 
-from opscheck.testbed.demo import inventory, stack  # noqa: E402
-from opscheck.testbed.http import HttpTestbed  # noqa: E402
-from opscheck.testbed.sshd import Sshd  # noqa: E402
+from opscheck.testbed.http import HttpTestbed
+from opscheck.testbed.sshd import Sshd
 
 
 def runbook_lines(bed: HttpTestbed, sshd: Sshd) -> list[str]:
@@ -52,45 +44,22 @@ def runbook_lines(bed: HttpTestbed, sshd: Sshd) -> list[str]:
     return lines
 
 
-def timed(command: list[str] | str, runs: int, **kwargs: object) -> list[float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(command, capture_output=True, check=False, **kwargs)  # type: ignore[call-overload]
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as s:
-        path = Path(tmp) / "inventory.toml"
-        path.write_text(inventory(s))
-        bed, sshd = s.bed, s.sshd
-        pytest_cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-m",
-            "morning",
-            "--inventory",
-            str(path),
-            "--thresholds",
-            str(REPO / "thresholds.toml"),
-        ]
-        opscheck = timed(pytest_cmd, args.runs, cwd=REPO, env={**os.environ, **s.env})
-        script = "\n".join(runbook_lines(bed, sshd))
-        manual = timed(["bash", "-c", script], args.runs)
-    print("| what | runs | best | median |")
-    print("|---|---|---|---|")
-    for name, times in (
-        ("opscheck `pytest -m morning` (demo stack)", opscheck),
-        ("runbook lines, one process each, unjudged", manual),
-    ):
-        print(f"| {name} | {len(times)} | {min(times):.2f} s | {statistics.median(times):.2f} s |")
+    with demo_stack() as (s, path, env):
+        pytest_cmd = [sys.executable, "-m", "pytest", "-q", "-m", "morning"]
+        pytest_cmd += ["--inventory", str(path), "--thresholds", str(REPO / "thresholds.toml")]
+        script = "\n".join(runbook_lines(s.bed, s.sshd))
+        print_table(
+            {
+                "opscheck `pytest -m morning` (demo stack)": timed(pytest_cmd, args.runs, env),
+                "runbook lines, one process each, unjudged": timed(
+                    ["bash", "-c", script], args.runs, env
+                ),
+            }
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,46 @@
+"""What the benchmark scripts share: the demo stack with its inventory, timing, the table."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from opscheck.testbed.demo import Stack, inventory, stack  # noqa: E402
+
+
+@contextlib.contextmanager
+def demo_stack() -> Iterator[tuple[Stack, Path, dict[str, str]]]:
+    """The running demo stack, its inventory file and the environment holding its secrets."""
+    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as s:
+        path = Path(tmp) / "inventory.toml"
+        path.write_text(inventory(s))
+        env = {**os.environ, **s.env, "PGPASSWORD": s.env["OPSCHECK_DEMO_PG_PASSWORD"]}
+        yield s, path, env
+
+
+def timed(command: list[str], runs: int, env: dict[str, str]) -> list[float]:
+    """Wall times of ``runs`` runs of ``command`` from the repository, output discarded."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=False, cwd=REPO, env=env)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def print_table(rows: dict[str, list[float]]) -> None:
+    """The Markdown table bench/RESULTS.md keeps: best and median per row."""
+    print("| what | runs | best | median |")
+    print("|---|---|---|---|")
+    for name, times in rows.items():
+        print(f"| {name} | {len(times)} | {min(times):.2f} s | {statistics.median(times):.2f} s |")
