@@ -73,10 +73,6 @@ def pytest_configure(config: pytest.Config) -> None:
     except cfg.ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG_KEY] = loaded
-    config.addinivalue_line(
-        "markers",
-        "for_each(setting, as_): one test per entry of the target's list setting, passed as as_",
-    )
     config.stash[RUN_KEY] = Run(loaded)
     from opscheck import report
 
