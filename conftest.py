@@ -1,12 +1,3 @@
-"""opscheck: the plugin loads the inventory and thresholds; the fixtures hand out targets."""
-
-pytest_plugins = [
-    "opscheck.plugin",
-    "fixtures.host",
-    "fixtures.http",
-    "fixtures.postgres",
-    "fixtures.redis",
-    "fixtures.sqlite",
-    "fixtures.logs",
-    "fixtures.backup",
-]
+"""opscheck's plugins are named in pytest.ini (`-p opscheck.options -p opscheck.plugin`), not
+here: a conftest's pytest_plugins are refused when it is loaded after start-up, as it is when the
+`opscheck` command runs the checks from another folder."""

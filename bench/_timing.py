@@ -28,12 +28,12 @@ def demo_stack() -> Iterator[tuple[Stack, Path, dict[str, str]]]:
         yield s, path, env
 
 
-def timed(command: list[str], runs: int, env: dict[str, str]) -> list[float]:
-    """Wall times of ``runs`` runs of ``command`` from the repository, output discarded."""
+def timed(command: list[str], runs: int, env: dict[str, str], cwd: Path = REPO) -> list[float]:
+    """Wall times of ``runs`` runs of ``command`` (from the repository), output discarded."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(command, capture_output=True, check=False, cwd=REPO, env=env)
+        subprocess.run(command, capture_output=True, check=False, cwd=cwd, env=env)
         times.append(time.perf_counter() - start)
     return times
 

@@ -1,6 +1,8 @@
-"""The measurements opscheck knows, with their units and default levels.
+"""Every check key opscheck judges, with its unit, default levels, direction and title.
 
-``thresholds.toml`` may change the levels of any key listed here, e.g. ``[host.disk_used_pct]``.
+``thresholds.toml`` may change the levels of any numeric key listed here, e.g.
+``[host.disk_used_pct]``. A key that is not listed here cannot be judged: ``Limits.check`` refuses
+it, and ``tests_meta/test_registry.py`` walks every suite for the keys it uses.
 """
 
 from __future__ import annotations
@@ -12,105 +14,147 @@ from opscheck.units import Kind
 
 SCHEDULES = ("morning", "midday", "evening", "weekly", "monthly")
 CATEGORIES = ("health", "performance", "errors", "capacity", "security", "backup")
+Direction = Literal["above", "below"]
 
 
 @dataclass(frozen=True)
 class Spec:
+    """A check key: its unit, default levels and direction, what it measures, and the range its
+    value can take (a level outside it could never fire: thresholds.toml refuses it)."""
+
     kind: Kind
     warn: float | None
     crit: float | None
-    direction: Literal["above", "below"] = "above"
-    what: str = ""
+    direction: Direction = "above"
+    title: str = ""
+    min: float | None = 0  # None: a user's own number, which may be negative
+    max: float | None = None  # 100 for a share of a capacity
+
+
+def _share(
+    warn: float | None, crit: float | None, title: str, direction: Direction = "above"
+) -> Spec:
+    """A percentage of a capacity (used of max, hits of lookups): it cannot pass 100 %."""
+    return Spec("percent", warn, crit, direction, title, max=100)
+
+
+def _state(title: str) -> Spec:
+    """A yes/no check (a service running, a file present): CRIT when the answer is no."""
+    return Spec("state", None, None, title=title)
 
 
 CHECKS: dict[str, Spec] = {
     # Runbooks: "Disk usage < 80%", "Memory utilization < 85%", "CPU utilization < 80%".
-    "host.disk_used_pct": Spec("percent", 70, 80, what="disk space used per mount"),
-    "host.inode_used_pct": Spec("percent", 80, 90, what="inodes used per mount"),
-    "host.memory_used_pct": Spec("percent", 75, 85, what="memory used (from MemAvailable)"),
-    "host.load_per_core": Spec("number", 1.0, 2.0, what="1-minute load average per CPU core"),
-    "host.cpu_busy_pct": Spec("percent", 70, 80, what="CPU busy over a short sample"),
-    "host.uptime": Spec("duration", 86400, None, "below", what="time since boot (recent reboot)"),
-    "host.log_dir_size": Spec("size", 1e9, 5e9, what="size of a log directory"),
-    "host.fail2ban_banned": Spec("number", None, None, what="IPs a fail2ban jail bans now"),
+    "host.reachable": _state("the host answers a command through its backend"),
+    "host.disk_used_pct": _share(70, 80, "disk space used per mount"),
+    "host.inode_used_pct": _share(80, 90, "inodes used per mount"),
+    "host.memory_used_pct": _share(75, 85, "memory used (from MemAvailable)"),
+    "host.load_per_core": Spec("number", 1.0, 2.0, title="1-minute load average per CPU core"),
+    "host.cpu_busy_pct": _share(70, 80, "CPU busy over a short sample"),
+    "host.uptime": Spec("duration", 86400, None, "below", title="time since boot (recent reboot)"),
+    "host.log_dir_size": Spec("size", 1e9, 5e9, title="size of a log directory"),
+    "host.services": _state("the services named in `services` are running"),
+    "host.ports": _state("the ports named in `ports` are listening"),
+    "host.reachable_addresses": _state("the addresses in `reachable` accept a TCP connection"),
+    "host.fail2ban": _state("fail2ban answers and runs at least one jail"),
+    "host.fail2ban_banned": Spec("number", None, None, title="IPs a fail2ban jail bans now"),
     # Runbook: "Response times < 500ms average"; escalate at "> 2 seconds".
-    "http.latency_avg": Spec("duration", 0.3, 0.5, what="average response time over the samples"),
-    "http.latency_p95": Spec("duration", 1.0, 2.0, what="95th percentile response time"),
-    "http.cert_days": Spec("days", 30, 14, "below", what="days until the TLS certificate expires"),
-    "http.json_limits": Spec("number", None, None, what="numeric JSON field of a response"),
+    "http.status": _state("the endpoint answers with the expected status"),
+    "http.json": _state("JSON fields of the response have their expected values"),
+    "http.json_limits": Spec(
+        "number", None, None, title="numeric JSON field of a response", min=None
+    ),
+    "http.contains": _state("the response body contains the expected texts"),
+    "http.latency_avg": Spec("duration", 0.3, 0.5, title="average response time over the samples"),
+    "http.latency_p95": Spec("duration", 1.0, 2.0, title="95th percentile response time"),
+    "http.tls_valid": _state("the TLS certificate verifies (chain, expiry, host name)"),
+    "http.cert_days": Spec("days", 30, 14, "below", title="days until the TLS certificate expires"),
     # Redis. Runbooks: "redis-cli ping", "redis-cli info stats | grep instantaneous_ops_per_sec",
     # "Queue depth < 100 items", "Queue Depth Alert (>1000 jobs)".
-    "redis.memory_used_pct": Spec(
-        "percent", 80, 90, what="used memory of maxmemory (RSS of host memory without one)"
+    "redis.reachable": _state("redis-cli ping answers PONG"),
+    "redis.replication": _state("a replica's link to its master is up"),
+    "redis.memory_used_pct": _share(
+        80, 90, "used memory of maxmemory (RSS of host memory without one)"
     ),
     "redis.fragmentation_ratio": Spec(
-        "number", 1.5, 2.0, what="RSS / used memory, judged once 100 MB are wasted"
+        "number", 1.5, 2.0, title="RSS / used memory, judged once 100 MB are wasted"
     ),
-    "redis.clients_used_pct": Spec("percent", 80, 90, what="connected clients of maxclients"),
+    "redis.clients_used_pct": _share(80, 90, "connected clients of maxclients"),
     # Counters since start (or CONFIG RESETSTAT): any is worth a look; what is happening now
     # shows in clients_used_pct and memory_used_pct.
-    "redis.rejected_connections": Spec("number", 0, None, what="connections refused since start"),
-    "redis.evicted_keys": Spec("number", 0, None, what="keys evicted at maxmemory since start"),
-    "redis.hit_ratio": Spec("percent", 80, None, "below", what="keyspace hits of all lookups"),
-    "redis.ops_per_sec": Spec("number", None, None, what="instantaneous_ops_per_sec"),
-    "redis.keys": Spec("number", None, None, what="keys per logical database"),
+    "redis.rejected_connections": Spec("number", 0, None, title="connections refused since start"),
+    "redis.evicted_keys": Spec("number", 0, None, title="keys evicted at maxmemory since start"),
+    "redis.hit_ratio": _share(80, None, "keyspace hits of all lookups", "below"),
+    "redis.ops_per_sec": Spec("number", None, None, title="instantaneous_ops_per_sec"),
+    "redis.keys": Spec("number", None, None, title="keys per logical database"),
+    "redis.rdb_last_bgsave": _state("the last RDB snapshot succeeded"),
     "redis.unsaved_changes_age": Spec(
-        "duration", 2 * 3600, 26 * 3600, what="age of the last snapshot while changes wait"
+        "duration", 2 * 3600, 26 * 3600, title="age of the last snapshot while changes wait"
     ),
-    "redis.queue_depth": Spec("number", 100, 1000, what="jobs waiting in a queue"),
+    "redis.aof": _state("append-only file writes and rewrites succeed"),
+    "redis.queue_depth": Spec("number", 100, 1000, title="jobs waiting in a queue"),
     # SQLite. Runbook: sqlite3 fossawork_v2.db "PRAGMA integrity_check"; SELECT COUNT(*) FROM
     # work_orders. Rows look down by default: an emptied table is the usual accident.
-    "sqlite.table_rows": Spec("number", None, 1, "below", what="rows of a table in `tables`"),
-    "sqlite.file_size": Spec("size", 1e9, None, what="size of the database file"),
+    "sqlite.file": _state("the database file exists"),
+    "sqlite.file_size": Spec("size", 1e9, None, title="size of the database file"),
+    "sqlite.integrity": _state("PRAGMA integrity_check answers ok"),
+    "sqlite.table_rows": Spec("number", None, 1, "below", title="rows of a table in `tables`"),
     # Runbooks: "Check database connections (should be < 80% of max)", "Check slow queries
     # (should be < 5 per hour)" (active > 5 s), weekly "mean_exec_time > 100" (ms), the monthly
     # bloat query. Sizes have no runbook number: set them to your disks.
-    "postgres.connections_used_pct": Spec("percent", 70, 80, what="connections of max_connections"),
-    "postgres.long_queries": Spec("number", 0, 4, what="active queries older than long_query"),
-    "postgres.longest_query": Spec("duration", 60, 300, what="age of the oldest active query"),
+    "postgres.reachable": _state("the server accepts a connection and answers a query"),
+    "postgres.connections_used_pct": _share(70, 80, "connections of max_connections"),
+    "postgres.long_queries": Spec("number", 0, 4, title="active queries older than long_query"),
+    "postgres.longest_query": Spec("duration", 60, 300, title="age of the oldest active query"),
     "postgres.idle_in_transaction": Spec(
-        "duration", 60, 300, what="age of the oldest session idle in a transaction"
+        "duration", 60, 300, title="age of the oldest session idle in a transaction"
     ),
-    "postgres.lock_wait": Spec("duration", 5, 30, what="longest wait for a lock"),
-    "postgres.database_size": Spec("size", 50e9, 100e9, what="size of the target's database"),
-    "postgres.table_size": Spec("size", 10e9, 50e9, what="total size of a table in `tables`"),
+    "postgres.lock_wait": Spec("duration", 5, 30, title="longest wait for a lock"),
+    "postgres.database_size": Spec("size", 50e9, 100e9, title="size of the target's database"),
+    "postgres.table_size": Spec("size", 10e9, 50e9, title="total size of a table in `tables`"),
+    # Dead per live tuple: past 100 % when a table holds more dead rows than live ones.
     "postgres.dead_tuple_pct": Spec(
-        "percent", 20, 50, what="dead tuples per live tuple (tables over 1000 dead tuples)"
+        "percent", 20, 50, title="dead tuples per live tuple (tables over 1000 dead tuples)"
     ),
-    "postgres.vacuum_age": Spec("duration", 2 * 86400, 7 * 86400, what="time since last vacuum"),
-    "postgres.analyze_age": Spec("duration", 2 * 86400, 7 * 86400, what="time since last analyze"),
-    "postgres.cache_hit_pct": Spec("percent", 95, 90, "below", what="buffer cache hit ratio"),
-    "postgres.xid_age_pct": Spec(
-        "percent", 50, 75, what="transaction ID age as % of the wraparound limit"
-    ),
+    "postgres.vacuum_age": Spec("duration", 2 * 86400, 7 * 86400, title="time since last vacuum"),
+    "postgres.analyze_age": Spec("duration", 2 * 86400, 7 * 86400, title="time since last analyze"),
+    "postgres.cache_hit_pct": _share(95, 90, "buffer cache hit ratio", "below"),
+    "postgres.xid_age_pct": _share(50, 75, "transaction ID age as % of the wraparound limit"),
     "postgres.replication_lag": Spec(
-        "size", 100e6, 1e9, what="WAL a replica has yet to replay or a slot retains"
+        "size", 100e6, 1e9, title="WAL a replica has yet to replay or a slot retains"
     ),
     "postgres.statement_mean_time": Spec(
-        "duration", 0.1, 1.0, what="mean time of the slowest statement (pg_stat_statements)"
+        "duration", 0.1, 1.0, title="mean time of the slowest statement (pg_stat_statements)"
     ),
-    "postgres.query": Spec("number", None, None, what="result of a user-defined SQL query"),
+    "postgres.query": Spec(
+        "number", None, None, title="result of a user-defined SQL query", min=None
+    ),
     # Logs. Runbooks: `grep -c ERROR logs/api-$(date +%Y-%m-%d).log`, `kubectl logs --since=24h |
     # grep -i error | wc -l`, `grep -c "authentication failed" /logs/backend/*.jsonl`; any match
     # is worth a look by default: set levels per pattern. Evening: `find /logs -name "*.jsonl"
     # -size +100M` (rotate above 100 MB) and `du -sh /logs/*`.
-    "logs.pattern_lines": Spec("number", 0, None, what="lines matching a pattern in its window"),
-    "logs.file_size": Spec("size", 100e6, 1e9, what="size of a log file (rotate above 100 MB)"),
-    "logs.dir_size": Spec("size", 1e9, 5e9, what="disk used by a folder holding log files"),
+    "logs.source": _state("the log files exist and can be read, or the journal answers"),
+    "logs.pattern_lines": Spec("number", 0, None, title="lines matching a pattern in its window"),
+    "logs.file_size": Spec("size", 100e6, 1e9, title="size of a log file (rotate above 100 MB)"),
+    "logs.dir_size": Spec("size", 1e9, 5e9, title="disk used by a folder holding log files"),
     # A file rotated daily holds at most ~24 h of lines; 26 h leaves the rotation job its run
     # time. 8 d: past logrotate's weekly default plus a day, rotation has surely stopped.
     "logs.file_span": Spec(
-        "duration", 26 * 3600, 8 * 86400, what="first to last line of a file written in 24 h"
+        "duration", 26 * 3600, 8 * 86400, title="first to last line of a file written in 24 h"
     ),
     # Backups. Runbooks: the evening "Daily Backup Verification" (`/backups/daily/$TODAY`, "Backup
     # sizes reasonable"), the weekly `aws s3 ls s3://…/postgres/` and `pg_restore -d test_restore`.
     # 26 h: a nightly backup is ~24 h old just before the next one lands, plus its own run time.
-    "backup.age": Spec("duration", None, 26 * 3600, what="age of the newest backup"),
-    "backup.size": Spec("size", None, 1, "below", what="size of the newest backup (empty: crit)"),
-    "backup.shrink_pct": Spec(
-        "percent", 20, None, what="how much smaller the newest backup is than the one before"
+    "backup.exists": _state("last night's backup is there"),
+    "backup.age": Spec("duration", None, 26 * 3600, title="age of the newest backup"),
+    "backup.size": Spec("size", None, 1, "below", title="size of the newest backup (empty: crit)"),
+    "backup.shrink_pct": _share(
+        20, None, "how much smaller the newest backup is than the one before"
     ),
+    "backup.integrity": _state("each file of the newest backup reads back whole"),
+    "backup.restore": _state("the newest dump restores into a scratch database"),
     "backup.restore_rows": Spec(
-        "number", None, None, "below", what="result of a query on the restored copy (min)"
+        "number", None, None, "below", title="result of a query on the restored copy (min)"
     ),
+    "backup.restore_cleanup": _state("the scratch database is dropped again"),
 }

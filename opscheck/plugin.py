@@ -13,53 +13,52 @@ import pytest
 from opscheck import config as cfg
 from opscheck.checks import CATEGORIES, SCHEDULES
 from opscheck.judge import Limits, ProbeError
+from opscheck.probes import NotApplicable
 from opscheck.session import Run
+
+# The fixtures that hand tests their targets, one module per component (in the checkout).
+pytest_plugins = [
+    "fixtures.host",
+    "fixtures.http",
+    "fixtures.postgres",
+    "fixtures.redis",
+    "fixtures.sqlite",
+    "fixtures.logs",
+    "fixtures.backup",
+]
 
 CONFIG_KEY = pytest.StashKey[cfg.Config]()
 RUN_KEY = pytest.StashKey[Run]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("opscheck", "opscheck operations checks")
-    group.addoption(
-        "--inventory",
-        metavar="PATH",
-        help="targets to check (default: $OPSCHECK_INVENTORY, else ./inventory.toml)",
-    )
-    group.addoption(
-        "--thresholds",
-        metavar="PATH",
-        help="limits (default: $OPSCHECK_THRESHOLDS, else ./thresholds.toml)",
-    )
-    group.addoption(
-        "--fail-on-warn",
-        action="store_true",
-        help="a WARN verdict fails the test (default: it passes and is reported)",
-    )
-    group.addoption(
-        "--archive",
-        action="store_true",
-        help="write HTML, JUnit and JSON reports to REPORTS_DIR/YYYY-MM-DD/",
-    )
-    group.addoption(
-        "--reports-dir",
-        metavar="DIR",
-        default=None,
-        help="where --archive writes (default: $OPSCHECK_REPORTS_DIR, else ./reports)",
-    )
-    group.addoption("--json-report", metavar="PATH", help="also write the results as JSON here")
-
-
 def _config_path(config: pytest.Config, option: str, env: str, default: str) -> Path | None:
+    """The file given by ``--option`` or ``$ENV``, else ``./default`` where pytest was run."""
     given = config.getoption(option) or os.environ.get(env)
-    if given:
-        path = Path(given)
-        if not path.is_file():
-            source = f"--{option}" if config.getoption(option) else f"${env}"
-            raise pytest.UsageError(f"{source}: {given}: no such file")
-        return path
-    path = config.rootpath / default
+    source = f"--{option}" if config.getoption(option) else f"${env}"
+    path = Path(given) if given else config.invocation_params.dir / default
+    if path.is_dir():
+        raise pytest.UsageError(
+            f"{source if given else default}: {path} is a directory, not a file"
+        )
+    if given and not path.is_file():
+        raise pytest.UsageError(f"{source}: {given}: no such file")
     return path if path.is_file() else None
+
+
+def _nothing_to_check(loaded: cfg.Config, config: pytest.Config) -> str | None:
+    """Why this run would check nothing, if it would: a green run must have checked something."""
+    if loaded.inventory_path is None:
+        here = config.invocation_params.dir
+        return (
+            f"no inventory: {here / 'inventory.toml'} does not exist; give --inventory PATH "
+            "or set $OPSCHECK_INVENTORY (README: The inventory)"
+        )
+    if not any(loaded.targets(component) for component in cfg.COMPONENTS):
+        return (
+            f"{loaded.inventory_path}: no target to check: add at least one "
+            f"{', '.join(f'[[{c}]]' for c in cfg.COMPONENTS)} table (README: The inventory)"
+        )
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -67,11 +66,18 @@ def pytest_configure(config: pytest.Config) -> None:
     inventory = _config_path(config, "inventory", "OPSCHECK_INVENTORY", "inventory.toml")
     thresholds = _config_path(config, "thresholds", "OPSCHECK_THRESHOLDS", "thresholds.toml")
     try:
-        loaded = cfg.load(inventory, thresholds)
-        if loaded.inventory.settings.schedule:
-            cfg.check_schedule(loaded, _suite_check_ids(config))
+        loaded = cfg.load(inventory, thresholds, _suite_check_ids(config))
     except cfg.ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    for name in loaded.schedules:
+        if name not in SCHEDULES:  # custom ([settings] schedules): a marker like the built-ins
+            config.addinivalue_line("markers", f"{name}: schedule declared in the inventory")
+    empty = _nothing_to_check(loaded, config)
+    if empty:
+        raise pytest.UsageError(empty)
+    if config.args_source is pytest.Config.ArgsSource.INVOCATION_DIR:
+        # Run from another folder (the `opscheck` command): the suites, not that folder.
+        config.args = [str(config.rootpath / p) for p in config.getini("testpaths")]
     config.stash[CONFIG_KEY] = loaded
     config.stash[RUN_KEY] = Run(loaded)
     from opscheck import report
@@ -147,36 +153,68 @@ def check_id(item: pytest.Item) -> str | None:
     return f"{component}.{name.removeprefix('test_')}" if component else None
 
 
-def target_of(item: pytest.Item) -> str | None:
+def _target(item: pytest.Item) -> cfg.Target | None:
+    """The inventory target a test runs for (its ``<component>_target`` parameter), if any."""
     params = getattr(getattr(item, "callspec", None), "params", {})
-    for component in cfg.COMPONENTS:
-        target = params.get(f"{component}_target")
-        if target is not None:
-            return str(target.name)
-    return None
+    return next((t for c in cfg.COMPONENTS if (t := params.get(f"{c}_target")) is not None), None)
+
+
+def target_of(item: pytest.Item) -> str | None:
+    target = _target(item)
+    return None if target is None else str(target.name)
+
+
+def _selected(cid: str, target: cfg.Target | None, settings: cfg.Settings) -> bool:
+    """Whether the inventory's ``skip``/``checks`` lists keep this check for this target."""
+    if cid in settings.skip:
+        return False
+    if target is None:
+        return True
+    return cid not in target.skip and (not target.checks or cid in target.checks)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Apply ``[settings.schedule]`` before ``-m`` selects, and label every check."""
-    moves = config.stash[CONFIG_KEY].inventory.settings.schedule
+    """Before ``-m`` selects: drop the checks the inventory switches off, give each check its
+    schedules (its own, moved by ``[settings.schedule]``, or its target's ``schedules``), and
+    label every check for the reports."""
+    loaded = config.stash[CONFIG_KEY]
+    settings = loaded.inventory.settings
+    schedules = loaded.schedules
+    kept, off, chosen = [], [], {}
     for item in items:
         cid = check_id(item)
         if cid is None:
+            kept.append(item)
             continue
-        if cid in moves:
-            item.own_markers[:] = [m for m in item.own_markers if m.name not in SCHEDULES]
-            for schedule in moves[cid]:
-                item.add_marker(schedule)
+        target = _target(item)
+        if not _selected(cid, target, settings):
+            off.append(item)
+            continue
+        kept.append(item)
+        own = [s for s in schedules if item.get_closest_marker(s)]
+        moved = settings.schedule.get(cid, own)
+        chosen[item] = (target and target.schedules) or moved
+    # Schedule marks may sit on the module (pytestmark): -m sees every parent's marks, so they
+    # move onto each check, where they can differ per target.
+    for item in chosen:
+        for node in item.listchain():
+            node.own_markers[:] = [m for m in node.own_markers if m.name not in schedules]
+    for item, names in chosen.items():
+        for name in names:
+            item.add_marker(name)
         marks = {m.name for m in item.iter_markers()}
         item.user_properties.extend(
             [
-                ("check_id", cid),
+                ("check_id", check_id(item)),
                 ("target", target_of(item) or ""),
-                ("schedule", " ".join(s for s in SCHEDULES if s in marks)),
+                ("schedule", " ".join(names)),
                 ("category", " ".join(c for c in CATEGORIES if c in marks)),
             ]
         )
+    if off:
+        config.hook.pytest_deselected(items=off)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
@@ -198,12 +236,16 @@ def limits(request: pytest.FixtureRequest, opscheck_run: Run) -> Limits:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """A probe that cannot measure fails its test with its one-line reason, no traceback."""
+    """A probe that cannot measure fails its test with its one-line reason, no traceback; one
+    that finds nothing to measure (no replica, AOF off) skips it with the reason."""
     try:
         return (yield)
-    except ProbeError as exc:
+    except (ProbeError, NotApplicable) as exc:
         target = target_of(item)
         message = f"{target}: {exc}" if target else str(exc)
+        if isinstance(exc, NotApplicable):
+            # Reported at the test, as a skip mark is (not at this line of the plugin).
+            raise pytest.skip.Exception(message, _use_item_location=True) from None
         raise pytest.fail.Exception(message, pytrace=False) from None  # no chained traceback
 
 

@@ -9,6 +9,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,14 @@ import pytest
 
 from opscheck.checks import CATEGORIES, SCHEDULES
 from opscheck.config import Config
+from opscheck.judge import Record, records_of
+
+SCHEMA_VERSION = 1  # of the JSON report: opscheck/schema/report.schema.json
 
 OUTCOMES = ("passed", "warned", "failed", "error", "skipped")
 _COLUMNS = ("target", "measured", "threshold", "verdict")
+_LABELS = ("check_id", "target", "schedule", "category")
+_VERDICTS = ("OK", "WARN", "CRIT")
 _VERDICT_STYLE = {
     "OK": "color:#2e7d32",
     "WARN": "color:#b26a00;font-weight:bold",
@@ -30,15 +36,25 @@ _VERDICT_STYLE = {
 
 
 def _props(report: pytest.TestReport) -> dict[str, Any]:
-    props: dict[str, Any] = {}
-    for key, value in report.user_properties:
-        if key in props and key in ("measured", "message", "detail", "check", "threshold"):
-            props[key] = f"{props[key]}; {value}"
-        elif key == "verdict" and key in props:
-            props[key] = max(props[key], value, key=("OK", "WARN", "CRIT").index)
-        else:
-            props[key] = value
+    """A test's labels and its records, with the records' fields merged into one line each for
+    the table views (HTML columns, the JSON entry's ``measured``/``message``/``verdict``)."""
+    props: dict[str, Any] = {k: v for k, v in report.user_properties if k in _LABELS}
+    records = records_of(report.user_properties)
+    if records:
+        props["records"] = [asdict(r) for r in records]
+        props["check"] = "; ".join(dict.fromkeys(r.check for r in records))
+        props["verdict"] = max((r.verdict for r in records), key=_VERDICTS.index)
+        for key in ("measured", "threshold", "message", "detail"):
+            texts = _merge(records, key)
+            if texts:
+                props[key] = texts
     return props
+
+
+def _merge(records: list[Record], key: str) -> str:
+    """One field of a test's records as one line ("; "-separated; details one per line)."""
+    texts = dict.fromkeys(text for r in records if (text := getattr(r, key)))
+    return ("\n" if key == "detail" else "; ").join(texts)
 
 
 def _reason(report: pytest.TestReport) -> str:
@@ -116,7 +132,7 @@ class Reporter:
             root = Path(
                 config.getoption("reports_dir")
                 or os.environ.get("OPSCHECK_REPORTS_DIR")
-                or config.rootpath / "reports"
+                or config.invocation_params.dir / "reports"
             )
             self.archive = Archive(root, schedule_name(config.option.markexpr or ""))
             config.option.htmlpath = str(self.archive.partial("html"))
@@ -133,7 +149,7 @@ class Reporter:
         props = _props(report)
         for key in ("check_id", "target", "schedule", "category"):
             entry.setdefault(key, props.get(key, ""))
-        for key in ("check", "measured", "threshold", "verdict", "message", "detail", "values"):
+        for key in ("check", "measured", "threshold", "verdict", "message", "detail", "records"):
             if key in props:
                 entry[key] = props[key]
         if report.when == "call" or (report.when == "setup" and not report.passed):
@@ -191,6 +207,12 @@ class Reporter:
         for category, counts in self.by_category().items():
             cells = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o])
             terminalreporter.write_line(f"{category:<14} {cells}")
+        if self.checked_nothing():
+            terminalreporter.write_line(
+                f"opscheck: nothing was checked: all {len(self._results)} selected checks were "
+                "skipped (exit code 5)",
+                red=True,
+            )
         if self.archive:
             terminalreporter.write_line(
                 f"opscheck: reports archived to {self.archive.final('html')} (and .xml, .json)"
@@ -245,8 +267,15 @@ class Reporter:
 
     # -- files --------------------------------------------------------------------------------
 
+    def checked_nothing(self) -> bool:
+        """Every check selected was skipped: such a run must not end green."""
+        counts = self.counts()
+        return bool(self._results) and not any(counts[o] for o in OUTCOMES if o != "skipped")
+
     @pytest.hookimpl(trylast=True, hookwrapper=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
+        if self._controller and self.checked_nothing() and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
         # Innermost wrapper: pytest-html and junitxml have written their files when we resume,
         # and the terminal summary (which prints their paths) has not run yet.
         yield
@@ -281,6 +310,7 @@ class Reporter:
     def _document(self) -> dict[str, Any]:
         counts = self.counts()
         return {
+            "schema_version": SCHEMA_VERSION,
             "started": self._started.isoformat(timespec="seconds"),
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "schedule": schedule_name(self._config.option.markexpr or ""),

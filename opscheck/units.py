@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-Kind = Literal["duration", "size", "percent", "number", "days"]
+# "state": a yes/no answer (1 yes, 0 no) that takes no levels.
+Kind = Literal["duration", "size", "percent", "number", "days", "state"]
 
 _DURATION = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE = {
@@ -28,6 +29,7 @@ _EXAMPLES: dict[Kind, str] = {
     "percent": "a percentage such as '80%'",
     "number": "a number such as 100",
     "days": "a number of days such as 14 or '14d'",
+    "state": "no level (a yes/no check)",
 }
 _UNITS: dict[Kind, tuple[str, ...]] = {
     "duration": tuple(_DURATION),
@@ -35,6 +37,7 @@ _UNITS: dict[Kind, tuple[str, ...]] = {
     "percent": ("%",),
     "number": (),
     "days": ("d",),
+    "state": (),
 }
 _QUANTITY = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z%]*)\s*$")
 
@@ -45,7 +48,7 @@ class UnitError(ValueError):
 
 def parse(value: object, kind: Kind) -> float:
     """Parse ``value`` as a quantity of ``kind`` and return it in the base unit."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or kind == "state":
         raise UnitError(f"expected {_EXAMPLES[kind]}, got {value!r}")
     if isinstance(value, int | float):
         if kind == "duration":
@@ -102,4 +105,6 @@ def format_value(value: float, kind: Kind | str) -> str:
         return f"{value:.1f} %"
     if kind == "days":
         return f"{value:.1f} days"
+    if kind == "state":
+        return "yes" if value else "no"
     return f"{value:g}"

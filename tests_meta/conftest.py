@@ -12,6 +12,20 @@ import pytest
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((REPO / "opscheck" / "schema" / "report.schema.json").read_text())
+
+
+def validate_reports(folder: Path) -> int:
+    """Validate every JSON report under ``folder`` against the documented schema; how many."""
+    import jsonschema
+
+    checked = 0
+    for path in folder.rglob("*.json"):
+        document = json.loads(path.read_text())
+        if isinstance(document, dict) and "tests" in document:
+            jsonschema.validate(document, SCHEMA)
+            checked += 1
+    return checked
 
 
 class Suite:
@@ -29,7 +43,7 @@ class Suite:
         inv.write_text(textwrap.dedent(inventory))
         thr.write_text(textwrap.dedent(thresholds))
         self.json_path.unlink(missing_ok=True)
-        return self.pytester.runpytest_inprocess(
+        result = self.pytester.runpytest_inprocess(
             "-c",
             str(REPO / "pytest.ini"),
             "--rootdir",
@@ -45,6 +59,8 @@ class Suite:
             *args,
             *(str(REPO / p) for p in paths),
         )
+        validate_reports(self.pytester.path)  # every report the tests produce follows the schema
+        return result
 
     def results(self) -> dict[str, dict[str, Any]]:
         """The JSON results of the last run, by test name with its id (``test_x[target]``)."""

@@ -459,9 +459,9 @@ def test_backup_of_the_day_before_is_last_nights_only_just_after_midnight():
         looked: list[tuple[date | None, str]] = [
             (d, f"/b/{d:%Y%m%d}/app_*.db") for d in window.days
         ]
-        found, text = exists(Found([old], looked, window))
-        assert found is ok, text
-    assert text == (
+        measured = exists(Found([old], looked, window))
+        assert measured.ok is ok, measured.text
+    assert measured.text == (
         "no backup of last night: nothing at /b/20261125/app_*.db (today) or "
         "/b/20261124/app_*.db (yesterday); the newest is app_20261123.db (dated 2026-11-23)"
     )
@@ -665,7 +665,11 @@ def test_restore_passes_fails_and_always_drops_the_scratch_database(
         rf"scratch database {scratch.format('local')} dropped",
         restored["measured"],
     )
-    assert restored["values"] == [ORDERS]
+    assert [(r["check"], r["value"]) for r in restored["records"]] == [
+        ("backup.restore", 1),
+        ("backup.restore_rows", ORDERS),
+        ("backup.restore_cleanup", 1),
+    ]
     assert restored["detail"] == (
         f"scratch databases left by earlier runs (drop them by hand): {leftover}"
     )

@@ -16,7 +16,12 @@ from opscheck.judge import Verdict, judge
 REPO = Path(__file__).resolve().parents[1]
 HOST = '[[host]]\nname = "web1"\n'
 HTTP = '[[http]]\nname = "api"\nurl = "http://127.0.0.1:1/health"\n'
-HOST_CHECKS = ", ".join(sorted(k for k in CHECKS if k.startswith("host.")))
+REDIS = '[[redis]]\nname = "cache"\n'
+# thresholds.toml sets levels of numeric checks only: yes/no checks take none.
+HOST_CHECKS = ", ".join(
+    sorted(k for k, spec in CHECKS.items() if k.startswith("host.") and spec.kind != "state")
+)
+BUILT_IN = "'morning', 'midday', 'evening', 'weekly', 'monthly'"
 
 
 def assert_usage_error(result: pytest.RunResult, message: str) -> None:
@@ -41,7 +46,8 @@ BAD_CONFIGS = {
     "unknown key, known keys": (
         "[settings]\nretries = 3\n",
         "",
-        "inventory.toml: settings.retries: unknown key (expected one of: timeout, schedule)",
+        "inventory.toml: settings.retries: unknown key (expected one of: timeout, schedules, "
+        "schedule, skip)",
     ),
     "unknown top-level table": (
         '[[hosts]]\nname = "web1"\n',
@@ -126,8 +132,99 @@ BAD_CONFIGS = {
     "bad schedule name": (
         HOST + '[settings.schedule]\n"host.disk_used_below_limit" = ["dayly"]\n',
         "",
-        'inventory.toml: settings.schedule."host.disk_used_below_limit"[0]: expected '
-        "'morning', 'midday', 'evening', 'weekly' or 'monthly', got 'dayly'",
+        'inventory.toml: settings.schedule."host.disk_used_below_limit"[0]: expected a schedule: '
+        f"{BUILT_IN} or one declared in settings.schedules, got 'dayly'",
+    ),
+    "empty schedule list": (
+        HOST + '[settings.schedule]\n"host.disk_used_below_limit" = []\n',
+        "",
+        'inventory.toml: settings.schedule."host.disk_used_below_limit": expected at least one '
+        "schedule (to switch a check off, list it in settings.skip)",
+    ),
+    "custom schedule named like a built-in one": (
+        '[settings]\nschedules = ["every-2h", "morning"]\n' + HOST,
+        "",
+        "inventory.toml: settings.schedules[1]: expected a new schedule name, got 'morning' "
+        "(a built-in schedule)",
+    ),
+    "custom schedule named like a component": (
+        '[settings]\nschedules = ["http"]\n' + HOST,
+        "",
+        "inventory.toml: settings.schedules[0]: expected a new schedule name, got 'http' "
+        "(a component)",
+    ),
+    "custom schedule named like a category": (
+        '[settings]\nschedules = ["security"]\n' + HOST,
+        "",
+        "inventory.toml: settings.schedules[0]: expected a new schedule name, got 'security' "
+        "(a category)",
+    ),
+    "custom schedule name unusable as a marker": (
+        '[settings]\nschedules = ["Every 2h"]\n' + HOST,
+        "",
+        "inventory.toml: settings.schedules[0]: expected a schedule name of lowercase letters, "
+        "digits, - and _ (it becomes a marker: pytest -m NAME), got 'Every 2h'",
+    ),
+    "custom schedule declared twice": (
+        '[settings]\nschedules = ["every-2h", "every-2h"]\n' + HOST,
+        "",
+        "inventory.toml: settings.schedules: duplicate schedule 'every-2h'",
+    ),
+    "custom schedule used, not declared": (
+        HOST + 'schedules = ["every-2h"]\n',
+        "",
+        f"inventory.toml: host[0].schedules[0]: expected a schedule: {BUILT_IN} or one declared "
+        "in settings.schedules, got 'every-2h'",
+    ),
+    "custom schedule typo": (
+        '[settings]\nschedules = ["every-2h"]\n'
+        + HOST
+        + '[settings.schedule]\n"host.disk_used_below_limit" = ["every-2hr"]\n',
+        "",
+        'inventory.toml: settings.schedule."host.disk_used_below_limit"[0]: expected a schedule: '
+        f"{BUILT_IN}, 'every-2h' or one declared in settings.schedules, got 'every-2hr' "
+        "(did you mean 'every-2h'?)",
+    ),
+    "target in no schedule": (
+        HOST + "schedules = []\n",
+        "",
+        "inventory.toml: host[0].schedules: expected at least one schedule (to switch the target "
+        "off, remove it from the inventory)",
+    ),
+    "target with checks and skip": (
+        HOST + 'checks = ["host.host_reachable"]\nskip = ["host.disk_used_below_limit"]\n',
+        "",
+        "inventory.toml: host[0]: expected checks (only these run) or skip (all but these), "
+        "not both",
+    ),
+    "target with an empty checks list": (
+        HOST + "checks = []\n",
+        "",
+        "inventory.toml: host[0].checks: expected at least one check id (leave checks out to run "
+        "every check of the target)",
+    ),
+    "unknown check in settings.skip": (
+        '[settings]\nskip = ["host.cpu_busy_below_limt"]\n' + HOST,
+        "",
+        "inventory.toml: settings.skip[0]: no such check "
+        "(did you mean 'host.cpu_busy_below_limit'?)",
+    ),
+    "check skipped twice": (
+        '[settings]\nskip = ["host.cpu_busy_below_limit", "host.cpu_busy_below_limit"]\n' + HOST,
+        "",
+        "inventory.toml: settings.skip: duplicate check id 'host.cpu_busy_below_limit'",
+    ),
+    "target skips a check of another component": (
+        HOST + 'skip = ["http.status_expected"]\n',
+        "",
+        "inventory.toml: host[0].skip[0]: http.status_expected is a check of [[http]] targets, "
+        "not [[host]]",
+    ),
+    "target checks typo": (
+        HTTP + 'checks = ["http.status_expected", "http.latency_p59_below_limit"]\n',
+        "",
+        "inventory.toml: http[0].checks[1]: no such check "
+        "(did you mean 'http.latency_p95_below_limit'?)",
     ),
     "unknown check in schedule": (
         HOST + '[settings.schedule]\n"host.disk_below_limit" = ["weekly"]\n',
@@ -201,6 +298,110 @@ BAD_CONFIGS = {
         HOST,
         '[host.disk_used_pct.targets.web1]\ncrti = "90%"\n',
         "thresholds.toml: host.disk_used_pct.targets.web1.crti: unknown key (did you mean 'crit'?)",
+    ),
+    "level above 100 % of a capacity": (
+        HOST,
+        '[host.disk_used_pct]\ncrit = "800%"\n',
+        "thresholds.toml: host.disk_used_pct.crit: 800 % can never be reached: "
+        "host.disk_used_pct is a share of capacity (0-100 %)",
+    ),
+    "level above 100 % for a share that looks below": (
+        REDIS,
+        '[redis.hit_ratio]\nwarn = "150%"\n',
+        "thresholds.toml: redis.hit_ratio.warn: 150 % would fire on every value: "
+        "redis.hit_ratio is a share of capacity (0-100 %)",
+    ),
+    "negative level of a count": (
+        HOST,
+        "[host.load_per_core]\nwarn = -1\n",
+        "thresholds.toml: host.load_per_core.warn: -1 would fire on every value: "
+        "host.load_per_core is never negative",
+    ),
+    "negative inline queue level": (
+        REDIS + 'queues = [{ key = "emails", warn = -5 }]\n',
+        "",
+        "inventory.toml: redis[0].queues[0].warn: -5 would fire on every value: "
+        "redis.queue_depth is never negative",
+    ),
+    "negative restore minimum": (
+        '[[backup]]\nname = "pg"\npath = "/backups/*.dump"\n'
+        '[backup.restore]\ndsn = "host=staging-db"\n'
+        '[[backup.restore.queries]]\nname = "orders"\nsql = "SELECT 1"\nmin = -1\n',
+        "",
+        "inventory.toml: backup[0].restore.queries[0].min: -1 can never be reached: "
+        "backup.restore_rows is never negative",
+    ),
+    "warn above crit": (
+        HOST,
+        '[host.disk_used_pct]\nwarn = "90%"\ncrit = "80%"\n',
+        "thresholds.toml: host.disk_used_pct: warn 90 % is above crit 80 %: "
+        "warn must be below crit",
+    ),
+    "warn below crit where lower is worse": (
+        HTTP,
+        "[http.cert_days]\nwarn = 7\ncrit = 14\n",
+        "thresholds.toml: http.cert_days: warn 7 days is below crit 14 days: warn must be above "
+        'crit (direction "below": lower is worse)',
+    ),
+    "override warn above the file's crit": (
+        HOST,
+        '[host.disk_used_pct]\ncrit = "85%"\n[host.disk_used_pct.targets.web1]\nwarn = "90%"\n',
+        "thresholds.toml: host.disk_used_pct.targets.web1.warn: warn 90 % is above crit 85 % "
+        "(host.disk_used_pct): warn must be below crit",
+    ),
+    "direction flipped under the default levels": (
+        HOST,
+        '[host.load_per_core]\ndirection = "below"\n',
+        "thresholds.toml: host.load_per_core.direction: warn 1 is below crit 2 (the default): "
+        'warn must be above crit (direction "below": lower is worse)',
+    ),
+    "inverted queue levels": (
+        REDIS + 'queues = [{ key = "emails", warn = 1000, crit = 100 }]\n',
+        "",
+        "inventory.toml: redis[0].queues[0]: warn 1000 is above crit 100: warn must be below crit",
+    ),
+    "inline crit below the thresholds file's warn": (
+        REDIS + 'queues = [{ bullmq = "mail", crit = 10 }]\n',
+        "[redis.queue_depth]\nwarn = 50\ncrit = 60\n",
+        "inventory.toml: redis[0].queues[0].crit: crit 10 is below warn 50 (thresholds.toml "
+        "redis.queue_depth): warn must be below crit",
+    ),
+    "inverted json_limits": (
+        HTTP + "[http.json_limits.connections]\nwarn = 90\ncrit = 80\n",
+        "",
+        "inventory.toml: http[0].json_limits.connections: warn 90 is above crit 80: "
+        "warn must be below crit",
+    ),
+    "inverted user query levels": (
+        '[[postgres]]\nname = "main"\ndsn = "host=db"\n'
+        '[[postgres.queries]]\nname = "pending"\nsql = "SELECT 1"\nwarn = 100\ncrit = 50\n',
+        "",
+        "inventory.toml: postgres[0].queries[0]: warn 100 is above crit 50: "
+        "warn must be below crit",
+    ),
+    "inverted table row levels": (
+        '[[sqlite]]\nname = "app"\npath = "/app.db"\n'
+        "[sqlite.tables.orders]\nwarn = 10\ncrit = 100\n",
+        "",
+        "inventory.toml: sqlite[0].tables.orders: warn 10 is below crit 100: warn must be above "
+        'crit (direction "below": lower is worse)',
+    ),
+    "inverted log pattern levels": (
+        '[[logs]]\nname = "app"\npath = "/var/log/app.log"\n'
+        '[[logs.patterns]]\nname = "errors"\npreset = "errors"\nwarn = 50\ncrit = 10\n',
+        "",
+        "inventory.toml: logs[0].patterns[0]: warn 50 is above crit 10: warn must be below crit",
+    ),
+    "levels for a yes/no check": (
+        HOST,
+        "[host.services]\nwarn = 1\n",
+        "thresholds.toml: host.services: host.services is a yes/no check: it takes no warn/crit",
+    ),
+    "override levels for a yes/no check": (
+        HTTP,
+        "[http.status.targets.api]\ncrit = 1\n",
+        "thresholds.toml: http.status.targets.api: http.status is a yes/no check: "
+        "it takes no warn/crit",
     ),
     "header variable not set": (
         HTTP + '[http.headers]\nAuthorization = "Bearer ${API_TOKEN}"\n',
@@ -431,14 +632,15 @@ def test_threshold_direction_and_units(tmp_path):
 
         [host.load_per_core]
         direction = "below"
-        warn = 0.01
+        warn = 0.5
+        crit = 0.1
         """,
     )
     uptime = loaded.threshold("host.uptime", "web1")
     assert (uptime.warn, uptime.crit, uptime.direction) == (7200, 600, "below")
     assert uptime.describe() == "warn < 2.0 h, crit < 10 min"
     load = loaded.threshold("host.load_per_core", "web1")
-    assert (load.warn, load.crit, load.direction) == (0.01, 2.0, "below")
+    assert (load.warn, load.crit, load.direction) == (0.5, 0.1, "below")
 
 
 def test_json_limits_are_inline_numbers(tmp_path):

@@ -21,6 +21,7 @@ import pytest
 
 from opscheck.testbed import free_port
 from opscheck.testbed.sshd import Sshd, host_block
+from tests_meta.results import values
 
 # fail2ban (suites/host/test_security.py, hosts with fail2ban = true) is tested with the logs
 # checks in test_logs_checks.py; the counts here are those of the other host modules.
@@ -155,8 +156,8 @@ def test_healthy_machine_passes_every_check(suite, machine, sshd, log_dir):
     measured = {name.split("[")[0]: r["measured"] for name, r in results.items()}
     assert re.fullmatch(r".+ answers as \S+", measured["test_host_reachable"])
     assert measured["test_no_recent_reboot"].startswith("up ")
-    assert re.search(r"(^|, )/ \d+\.\d % used \(.+ of .+\)", measured["test_disk_used_below_limit"])
-    assert re.search(r"(^|, )/ \d+\.\d % inodes used", measured["test_inodes_used_below_limit"])
+    assert re.search(r"(^|; )/ \d+\.\d % used \(.+ of .+\)", measured["test_disk_used_below_limit"])
+    assert re.search(r"(^|; )/ \d+\.\d % inodes used", measured["test_inodes_used_below_limit"])
     assert re.fullmatch(
         r"\d+\.\d % memory used \(.+ of .+\)", measured["test_memory_used_below_limit"]
     )
@@ -165,7 +166,7 @@ def test_healthy_machine_passes_every_check(suite, machine, sshd, log_dir):
         measured["test_load_per_core_below_limit"],
     )
     assert re.fullmatch(r"CPU \d+\.\d % busy over 0.2 s", measured["test_cpu_busy_below_limit"])
-    assert 0 <= results["test_cpu_busy_below_limit[me]"]["values"][0] <= 100
+    assert 0 <= values(results["test_cpu_busy_below_limit[me]"])[0] <= 100
     # sshd was started by hand and there is no systemd: found by its process.
     assert re.fullmatch(
         r"sshd: \d+ process(es)?; sshd.service: \d+ process(es)?", measured["test_services_running"]
@@ -284,7 +285,7 @@ def test_cpu_burner_fails_cpu_check(suite, machine):
         _stop(burner)
     result.assert_outcomes(failed=1)
     cpu = suite.results()["test_cpu_busy_below_limit[me]"]
-    assert cpu["values"][0] >= 100 / cores * 0.8, cpu
+    assert values(cpu)[0] >= 100 / cores * 0.8, cpu
     assert re.fullmatch(rf"me: CPU \d+\.\d % busy over 0.3 s > crit {crit:.1f} %", cpu["message"])
 
 

@@ -340,7 +340,7 @@ def test_keys_and_ops_per_sec_have_limits_only_when_set(suite, start):
     res = suite.results()
     assert (
         res["test_keys_per_db[cache]"]["measured"]
-        == "db0 50 keys (0 with a TTL), db1 0 keys (0 with a TTL)"
+        == "db0 50 keys (0 with a TTL); db1 0 keys (0 with a TTL)"
     )
     assert res["test_keys_per_db[cache]"]["threshold"] == "none"
     assert res["test_ops_per_sec[cache]"]["outcome"] == "passed"

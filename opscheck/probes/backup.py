@@ -18,10 +18,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 from opscheck import templates
 from opscheck.judge import Measurement, ProbeError
+from opscheck.probes import NotApplicable
 from opscheck.units import format_value
 
 MAX_LOOKBACK_DAYS = 62
@@ -86,6 +88,10 @@ class Store(Protocol):
 
     def find(self, rendered: Sequence[str]) -> tuple[list[list[Backup]], list[str]]:
         """The backups at each rendering, and the problems met (permission denied ...)."""
+        ...
+
+    def fetch(self, file: File, folder: Path, deadline: float) -> Path:
+        """A local copy of ``file`` in ``folder`` (the file itself when it is on this machine)."""
         ...
 
 
@@ -186,14 +192,17 @@ def find(store: Store, template: str, window: Window) -> Found:
 # -- the checks ------------------------------------------------------------------------------
 
 
-def exists(found: Found, noun: str = "files") -> tuple[bool, str]:
-    """(last night's backup is there, what was found or where nothing was)."""
+def exists(found: Found, noun: str = "files") -> Measurement:
+    """Last night's backup is there: what was found, or where nothing was (and what went wrong
+    looking, in the detail)."""
+    expected, problems = "a backup of last night", "\n".join(found.problems)
     recent = [b for b in found.backups if found.is_recent(b)]
     if not recent:
         older = ""
         if found.backups:
             older = f"; the newest is {found.newest.name}{found.label(found.newest)}"
-        return False, f"no backup of last night: {found.nothing()}{older}"
+        text = f"no backup of last night: {found.nothing()}{older}"
+        return Measurement.fact(False, text, expected, detail=problems)
     backup = recent[0]
     if backup.folder:
         text = f"found {backup.location}{found.label(backup)}: {backup.contents(noun)}"
@@ -203,7 +212,7 @@ def exists(found: Found, noun: str = "files") -> tuple[bool, str]:
     today = [p for d, p in found.looked if d == found.window.today]
     if backup.day is not None and backup.day < found.window.today and today:
         text += f"; nothing yet for today ({today[0]})"
-    return True, text
+    return Measurement.fact(True, text, expected, detail=problems)
 
 
 def age(found: Found, now: float | None = None) -> Measurement:
@@ -228,10 +237,11 @@ def size(found: Found, noun: str = "files") -> Measurement:
     )
 
 
-def shrink(found: Found) -> Measurement | None:
-    """How much smaller the newest backup is than the one before it; None without one."""
+def shrink(found: Found) -> Measurement:
+    """How much smaller the newest backup is than the one before it."""
     if len(found.backups) < 2:
-        return None
+        only = found.newest.name
+        raise NotApplicable(f"only one backup found ({only}): nothing to compare")
     new, old = found.backups[0], found.backups[1]
     pct = 100.0 * (old.size - new.size) / old.size if old.size else 0.0
     sizes = f"{new.name} {format_value(new.size, 'size')}"

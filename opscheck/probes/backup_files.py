@@ -12,11 +12,14 @@ import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opscheck.judge import ProbeError
 from opscheck.probes.backup import Backup, File
 from opscheck.units import format_value
+
+if TYPE_CHECKING:
+    from testinfra.host import Host
 
 MAX_FILES = 20_000  # listing lines read per run: a backup folder with more is summed in part
 # A dump on a remote host comes here through its ssh connection, held in memory on the way.
@@ -50,7 +53,7 @@ class HostFiles:
 
     noun = "files"
 
-    def __init__(self, host: Any, where: str, timeout: float, remote: bool) -> None:
+    def __init__(self, host: Host, where: str, timeout: float, remote: bool) -> None:
         self.host = host
         self.where = where
         self.timeout = timeout

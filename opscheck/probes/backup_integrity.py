@@ -10,11 +10,16 @@ import re
 import shlex
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from opscheck.judge import ProbeError
-from opscheck.probes.backup import Backup, File
+from opscheck.judge import Measurement, ProbeError
+from opscheck.probes import NotApplicable
+from opscheck.probes.backup import Backup, File, Found
 from opscheck.probes.backup_files import INSTALL, HostFiles, ceil_seconds, tool
 from opscheck.units import format_value
+
+if TYPE_CHECKING:
+    from opscheck.config import BackupTarget
 
 # By file name, the longest suffix first; kind = "..." in the inventory names it outright.
 _KINDS = (
@@ -56,6 +61,19 @@ class Verified:
 # pg_dumpall writes "database cluster dump complete".
 _COMPLETE = re.compile(r"^-- PostgreSQL database (cluster )?dump complete$", re.M)
 TAIL_BYTES = 4096
+
+
+def integrity(store: HostFiles, found: Found, target: BackupTarget) -> list[Measurement]:
+    """Each file of the newest backup whose kind is known reads back whole."""
+    newest = found.newest
+    checked = verify(store, newest, target.kind, target.verify_timeout)
+    if not checked:
+        names = ", ".join(f.name for f in newest.files[:5]) or f"{newest.name} is empty"
+        raise NotApplicable(
+            f"no file whose kind its name tells ({names}): set kind = "
+            '"sqlite", "tar", "gzip", "pg_custom" or "pg_plain"'
+        )
+    return [Measurement.fact(f.ok, f"{f.name}: {f.text}", "reads back") for f in checked]
 
 
 def verify(store: HostFiles, backup: Backup, configured: str, budget: float) -> list[Verified]:
@@ -101,17 +119,14 @@ def _sqlite(store: HostFiles, file: File, seconds: float) -> Verified:
     # Read-only: Python's sqlite3 with mode=ro here, `sqlite3 -readonly` on a host.
     db = sqlite.Database(file.path, store.host if store.remote else None, store.timeout, seconds)
     try:
-        found = sqlite.integrity(db)
+        checked = sqlite.integrity(db)
     except ProbeError as exc:
         if "no result within" in str(exc):
             raise _TooSlow("PRAGMA integrity_check") from None
         raise
     finally:
         db.close()
-    if found == ["ok"]:
-        return Verified(file.name, True, "PRAGMA integrity_check: ok")
-    more = f" (and {len(found) - 1} more problems)" if len(found) > 1 else ""
-    return Verified(file.name, False, f"PRAGMA integrity_check: {found[0]}{more}")
+    return Verified(file.name, bool(checked.ok), checked.text)
 
 
 def _tar(store: HostFiles, file: File, seconds: float) -> Verified:

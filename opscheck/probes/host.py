@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opscheck.judge import Measurement, ProbeError
 from opscheck.units import format_value
 
+if TYPE_CHECKING:
+    from testinfra.host import Host
 
-def _run(host: Any, command: str) -> str:
+    from opscheck.config import HostTarget
+
+
+def _run(host: Host, command: str) -> str:
     result = host.run(command)
     if result.rc != 0:
         raise ProbeError(f"`{command}` exited {result.rc}: {result.stderr.strip()[:300]}")
     return str(result.stdout)
 
 
-def _df(host: Any, flag: str, mounts: list[str]) -> list[tuple[str, int, int, int]]:
+def reachable(host: Host, target: HostTarget) -> Measurement:
+    """The host answers a command (``uname -n``) through its backend."""
+    name = _run(host, "uname -n").strip()
+    return Measurement.fact(True, f"{target.uri} answers as {name}", "reachable")
+
+
+def _df(host: Host, flag: str, mounts: list[str]) -> list[tuple[str, int, int, int]]:
     """(mount, used, available, total) of ``df -P``; real file systems unless mounts are named."""
     command = " ".join(["df", "-P", flag, *(shlex.quote(m) for m in mounts)])
     result = host.run(command)
@@ -44,10 +55,10 @@ def _used_pct(used: int, available: int) -> float:
     return 100.0 * used / (used + available) if used + available else 0.0
 
 
-def disk_used_pct(host: Any, mounts: list[str]) -> list[Measurement]:
-    """Space used per mount, as ``df -h`` shows it (Use%)."""
+def disk_used_pct(host: Host, target: HostTarget) -> list[Measurement]:
+    """Space used per mount of ``mounts`` (all real disks without it), as ``df -h`` shows it."""
     measurements = []
-    for mount, used, available, total in _df(host, "-k", mounts):
+    for mount, used, available, total in _df(host, "-k", target.mounts):
         if not total:
             continue
         pct = _used_pct(used, available)
@@ -56,10 +67,10 @@ def disk_used_pct(host: Any, mounts: list[str]) -> list[Measurement]:
     return measurements
 
 
-def inode_used_pct(host: Any, mounts: list[str]) -> list[Measurement]:
+def inode_used_pct(host: Host, target: HostTarget) -> list[Measurement]:
     """Inodes used per mount (``df -i``); file systems without inode counts are left out."""
     measurements = []
-    for mount, used, available, total in _df(host, "-i", mounts):
+    for mount, used, available, total in _df(host, "-i", target.mounts):
         if not total:
             continue
         pct = _used_pct(used, available)
@@ -68,7 +79,7 @@ def inode_used_pct(host: Any, mounts: list[str]) -> list[Measurement]:
     return measurements
 
 
-def meminfo(host: Any) -> dict[str, int]:
+def meminfo(host: Host) -> dict[str, int]:
     """``/proc/meminfo`` in bytes."""
     values = {}
     for line in host.file("/proc/meminfo").content_string.splitlines():
@@ -79,7 +90,7 @@ def meminfo(host: Any) -> dict[str, int]:
     return values
 
 
-def memory_used_pct(host: Any) -> Measurement:
+def memory_used_pct(host: Host) -> Measurement:
     """Memory in use. MemAvailable, not MemFree: page cache is reclaimable and is not pressure."""
     info = meminfo(host)
     total, available = info["MemTotal"], info.get("MemAvailable", info.get("MemFree", 0))
@@ -92,12 +103,12 @@ def memory_used_pct(host: Any) -> Measurement:
     )
 
 
-def cpu_count(host: Any) -> int:
+def cpu_count(host: Host) -> int:
     """Online CPUs of the host."""
     return max(1, int(_run(host, "getconf _NPROCESSORS_ONLN").strip() or 1))
 
 
-def load_per_core(host: Any) -> Measurement:
+def load_per_core(host: Host) -> Measurement:
     """1-minute load average divided by the number of online CPUs."""
     load1, load5, load15 = (float(x) for x in host.file("/proc/loadavg").content_string.split()[:3])
     cores = cpu_count(host)
@@ -108,8 +119,9 @@ def load_per_core(host: Any) -> Measurement:
     )
 
 
-def cpu_busy_pct(host: Any, sample_seconds: float) -> Measurement:
-    """CPU busy % between two readings of /proc/stat ``sample_seconds`` apart."""
+def cpu_busy_pct(host: Host, target: HostTarget) -> Measurement:
+    """CPU busy % between two readings of /proc/stat ``cpu_sample`` seconds apart."""
+    sample_seconds = target.cpu_sample
     out = _run(host, f"head -n1 /proc/stat; sleep {sample_seconds:g}; head -n1 /proc/stat")
     first, second = ([int(x) for x in line.split()[1:]] for line in out.splitlines()[:2])
     deltas = [b - a for a, b in zip(first, second, strict=False)]
@@ -119,24 +131,36 @@ def cpu_busy_pct(host: Any, sample_seconds: float) -> Measurement:
     return Measurement(pct, text=f"CPU {pct:.1f} % busy over {sample_seconds:g} s")
 
 
-def uptime(host: Any) -> Measurement:
+def uptime(host: Host) -> Measurement:
     """Seconds since boot (``/proc/uptime``)."""
     seconds = float(host.file("/proc/uptime").content_string.split()[0])
     return Measurement(seconds, text=f"up {format_value(seconds, 'duration')}")
 
 
-def services_running(host: Any, names: list[str]) -> list[tuple[bool, str]]:
-    """(running, text) per service: through systemd where it runs, else by process name.
+def _every(states: list[tuple[bool, str]], expected: str, all_ok: str = "") -> Measurement:
+    """One yes/no answer for several: those that are not, else ``all_ok`` (else every one)."""
+    bad = [text for ok, text in states if not ok]
+    shown = bad or ([all_ok] if all_ok else [text for _, text in states])
+    return Measurement.fact(not bad, "; ".join(shown), expected)
+
+
+def services_running(host: Host, target: HostTarget) -> Measurement:
+    """Every service of ``services`` runs: through systemd where it runs, else by process name.
 
     Without systemd (containers, hand-started daemons) ``host.service`` reports every daemon as
     stopped, so the process table decides: one ``ps`` for all names.
     """
+    names = target.services
+    expected = "running: " + ", ".join(names)
     if host.file("/run/systemd/system").is_directory:
         running = [bool(host.service(name).is_running) for name in names]
-        return [
-            (ok, f"{name}: running (systemd)" if ok else f"{name}: not running (systemd unit)")
-            for name, ok in zip(names, running, strict=True)
-        ]
+        return _every(
+            [
+                (ok, f"{name}: running (systemd)" if ok else f"{name}: not running (systemd unit)")
+                for name, ok in zip(names, running, strict=True)
+            ],
+            expected,
+        )
     commands = _run(host, "ps -A -o comm=").splitlines()
     states = []
     for name in names:
@@ -147,11 +171,11 @@ def services_running(host: Any, names: list[str]) -> list[tuple[bool, str]]:
             if count
             else (False, f"{name}: not running (no process named {comm})")
         )
-    return states
+    return _every(states, expected)
 
 
-def not_listening(host: Any, ports: list[int | str]) -> list[str]:
-    """The entries of ``ports`` nothing listens on, from one ``ss -l`` (or ``netstat``) reading.
+def ports_listening(host: Host, target: HostTarget) -> Measurement:
+    """Every entry of ``ports`` has a listener, from one ``ss -l`` (or ``netstat``) reading.
 
     A bare port (``5432`` or ``tcp://5432``) listens when any address has it: testinfra alone
     would demand both 0.0.0.0 and ::, and call a daemon bound to 127.0.0.1 closed.
@@ -164,7 +188,7 @@ def not_listening(host: Any, ports: list[int | str]) -> list[str]:
         if protocol != "unix":
             any_address.add((protocol, int(address.rsplit(":", 1)[1])))
     closed = []
-    for port in ports:
+    for port in target.ports:
         spec = f"tcp://{port}" if isinstance(port, int) or str(port).isdigit() else str(port)
         try:
             protocol, address, number = parse_socketspec(spec)
@@ -177,11 +201,19 @@ def not_listening(host: Any, ports: list[int | str]) -> list[str]:
             ok = bool(host.socket(spec).is_listening)
         if not ok:
             closed.append(str(port))
-    return closed
+    return Measurement.fact(
+        not closed,
+        f"not listening: {', '.join(closed)}" if closed else "all listening",
+        "listening: " + ", ".join(str(p) for p in target.ports),
+    )
 
 
-def dir_size(host: Any, path: str) -> Measurement:
-    """Disk space under ``path`` (``du -s``), counted in bytes."""
+def log_dir_sizes(host: Host, target: HostTarget) -> list[Measurement]:
+    """Disk space under each directory of ``log_dirs`` (``du -s``), counted in bytes."""
+    return [_dir_size(host, path) for path in target.log_dirs]
+
+
+def _dir_size(host: Host, path: str) -> Measurement:
     result = host.run(f"du -sk {shlex.quote(path)}")
     if result.rc != 0 and not result.stdout.strip():
         raise ProbeError(f"{path}: {result.stderr.strip()[:300] or 'cannot be read'}")
@@ -189,11 +221,11 @@ def dir_size(host: Any, path: str) -> Measurement:
     return Measurement(size, subject=path, text=format_value(size, "size"))
 
 
-def reachable(host: Any, addresses: list[str], timeout: float) -> list[tuple[bool, str]]:
-    """(ok, text) per ``host:port``: a TCP connect from the host itself, as ``nc -z`` does.
-
-    All connects run at once in one command, so dead dependencies cost one timeout, not one each.
+def reachable_addresses(host: Host, target: HostTarget, timeout: float) -> Measurement:
+    """Every ``host:port`` of ``reachable`` accepts a TCP connect from the host itself, as ``nc
+    -z`` does. All connects run at once in one command: dead ones cost one timeout together.
     """
+    addresses = target.reachable
     checks = []
     for index, address in enumerate(addresses):
         name, _, port = address.rpartition(":")
@@ -216,4 +248,4 @@ def reachable(host: Any, addresses: list[str], timeout: float) -> list[tuple[boo
         else:
             reason = f"timed out after {format_value(timeout, 'duration')}" if rc == 124 else why
             states.append((False, f"{address} not reachable ({reason or 'refused'})"))
-    return states
+    return _every(states, "reachable", f"{len(states)} reachable")

@@ -11,12 +11,15 @@ import time
 import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from opscheck.config import HttpTarget, redact
 from opscheck.judge import Measurement, ProbeError
 from opscheck.session import Unreachable
+
+if TYPE_CHECKING:
+    from requests import Response
 
 _CONNECTION_ERRORS = (
     ("Connection refused", "connection refused"),
@@ -64,11 +67,11 @@ class Endpoint:
         self.secrets = set(secrets)
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": "opscheck", **target.headers})
-        self.first: Any = None
+        self.first: Response | None = None
         self.tls_error: str | None = None
         self._samples: list[float] | None = None
 
-    def _get(self) -> Any:
+    def _get(self) -> Response:
         import urllib3
 
         with warnings.catch_warnings():
@@ -96,14 +99,17 @@ class Endpoint:
             ) from None
         return self
 
+    def close(self) -> None:
+        self.session.close()
+
     def excerpt(self, text: str, limit: int = 300) -> str:
         """The start of a body for a message, secrets redacted before it is cut short."""
         return repr(redact(text, self.secrets)[:limit])
 
-    def response(self) -> Any:
+    def response(self) -> Response:
         """The first response; a refused certificate fails the check that asks for it."""
-        if self.tls_error:
-            raise ProbeError(f"{self.target.url}: {self.tls_error}")
+        if self.tls_error or self.first is None:
+            raise ProbeError(f"{self.target.url}: {self.tls_error or 'not requested yet'}")
         return self.first
 
     def latencies(self) -> list[float]:
@@ -132,6 +138,32 @@ def status_ok(target: HttpTarget, status: int) -> bool:
     return status in target.expect_status if target.expect_status else 200 <= status < 300
 
 
+def status(endpoint: Endpoint) -> Measurement:
+    """The endpoint answered with an expected status; the start of the body when it did not."""
+    t, response = endpoint.target, endpoint.response()
+    expected = " or ".join(map(str, t.expect_status)) or "2xx"
+    ok = status_ok(t, response.status_code)
+    answered = f"{response.status_code} {response.reason or ''}".rstrip()
+    return Measurement.fact(
+        ok,
+        f"{t.method} {t.url} answered {answered} (expected {expected})",
+        expected,
+        detail="" if ok else f"body: {endpoint.excerpt(response.text)}",
+    )
+
+
+def contains(endpoint: Endpoint) -> Measurement:
+    """The body contains each text of ``contains`` (``curl -s ... | grep -q ok``)."""
+    texts, body = endpoint.target.contains, endpoint.response().text
+    missing = [text for text in texts if text not in body]
+    return Measurement.fact(
+        not missing,
+        f"body lacks {', '.join(map(repr, missing))}" if missing else "all present",
+        "contains " + ", ".join(map(repr, texts)),
+        detail=f"body: {endpoint.excerpt(body)}" if missing else "",
+    )
+
+
 def lookup(document: Any, path: str) -> Any:
     """``checks.database.status`` or ``items.0.name`` in a decoded JSON document."""
     node = document
@@ -154,7 +186,7 @@ def same_value(found: Any, expected: Any) -> bool:
     return found == expected and isinstance(found, bool) == isinstance(expected, bool)
 
 
-def json_document(endpoint: Any) -> Any:
+def json_document(endpoint: Endpoint) -> Any:
     """The first response of ``endpoint`` decoded as JSON; a ProbeError saying what came instead."""
     response = endpoint.response()
     try:
@@ -167,8 +199,36 @@ def json_document(endpoint: Any) -> Any:
         ) from None
 
 
-def average(samples: list[float]) -> Measurement:
-    """Mean response time of the samples."""
+def json_fields(endpoint: Endpoint) -> Measurement:
+    """Each field of ``json`` has its expected value (``jq '.status'`` = "healthy")."""
+    document = json_document(endpoint)
+    wrong = []
+    for path, expected in endpoint.target.json_fields.items():
+        try:
+            found = lookup(document, path)
+        except KeyError:
+            wrong.append(f"{path} missing (expected {expected!r})")
+            continue
+        if not same_value(found, expected):
+            wrong.append(f"{path} = {found!r} (expected {expected!r})")
+    fields = ", ".join(f"{p} = {v!r}" for p, v in endpoint.target.json_fields.items())
+    return Measurement.fact(not wrong, "; ".join(wrong) or fields, fields)
+
+
+def json_number(endpoint: Endpoint, path: str) -> Measurement:
+    """The number at ``path`` of the JSON response; missing or not a number: a no."""
+    try:
+        value = lookup(json_document(endpoint), path)
+    except KeyError:
+        return Measurement.fact(False, f"{path} missing", "a number")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return Measurement.fact(False, f"{path} = {value!r}", "a number")
+    return Measurement(value, subject=path)
+
+
+def latency_avg(endpoint: Endpoint) -> Measurement:
+    """Mean response time of ``samples`` timed requests."""
+    samples = endpoint.latencies()
     value = sum(samples) / len(samples)
     return Measurement(
         value,
@@ -177,8 +237,9 @@ def average(samples: list[float]) -> Measurement:
     )
 
 
-def p95(samples: list[float]) -> Measurement:
+def latency_p95(endpoint: Endpoint) -> Measurement:
     """95th percentile response time of the samples (nearest rank: with 3 samples, the max)."""
+    samples = endpoint.latencies()
     ordered = sorted(samples)
     value = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]  # nearest-rank percentile
     return Measurement(
@@ -245,6 +306,25 @@ def _handshake(context: ssl.SSLContext, hostname: str, port: int, timeout: float
     if not der:
         raise ProbeError(f"{hostname}:{port} sent no certificate")
     return der
+
+
+def tls_valid(endpoint: Endpoint) -> Measurement:
+    """The certificate verifies: trusted chain, not expired, issued for this host name."""
+    _, error, subject = _certificate(endpoint)
+    text = f"TLS verification failed: {error}" if error else f"valid ({subject})"
+    return Measurement.fact(error is None, text, "verifies")
+
+
+def cert_days(endpoint: Endpoint) -> Measurement:
+    """Days until the certificate expires, negative once it has."""
+    not_after, _, _ = _certificate(endpoint)
+    return days_left(not_after)
+
+
+def _certificate(endpoint: Endpoint) -> tuple[datetime, str | None, str]:
+    # endpoint.timeout opens the endpoint first: a dead server fails here at once.
+    timeout = endpoint.timeout
+    return certificate(endpoint.target.url, timeout, endpoint.target.verify)
 
 
 def days_left(not_after: datetime) -> Measurement:

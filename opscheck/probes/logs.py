@@ -18,13 +18,17 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opscheck import templates
 from opscheck.config import LogPattern, LogsTarget, window_seconds
 from opscheck.judge import Measurement, ProbeError
+from opscheck.probes import NotApplicable
 from opscheck.session import Unreachable
 from opscheck.units import format_value
+
+if TYPE_CHECKING:
+    from testinfra.host import Host
 
 SCANNER = Path(__file__).with_name("_logscan.py")
 ACTIVE = 86400.0  # a file written in the last 24 h is one a program still appends to
@@ -112,7 +116,7 @@ def _when(epoch: float) -> str:
 class LogSource:
     """One ``[[logs]]`` target on its host; scans once per run, every check reads the result."""
 
-    def __init__(self, target: LogsTarget, host: Any, host_name: str = "") -> None:
+    def __init__(self, target: LogsTarget, host: Host, host_name: str = "") -> None:
         self.target = target
         self.host = host  # a testinfra host: the target's [[host]], or this machine
         self.host_name = host_name or "this machine"
@@ -207,21 +211,25 @@ def _missing(path: str) -> str:
     return f"{path}: no file matches" if any(c in path for c in "*?[") else f"{path}: no such file"
 
 
-def source_present(source: LogSource) -> tuple[bool, str, str]:
-    """(the source has something to read, what was found, the files)."""
+def source_present(source: LogSource) -> Measurement:
+    """The source has something to read: its files (listed in the detail), or journal entries."""
     t = source.target
+    expected = "log files (or journal entries) to read"
     if t.journald_unit:
         journal = source.counts()["journal"]
         if "error" in journal:
-            return False, f"journal of {t.journald_unit}: {journal['error']}", ""
+            return Measurement.fact(
+                False, f"journal of {t.journald_unit}: {journal['error']}", expected
+            )
         since = _when(journal["since"])
-        return True, f"journal of {t.journald_unit}: {journal['entries']} entries since {since}", ""
+        text = f"journal of {t.journald_unit}: {journal['entries']} entries since {since}"
+        return Measurement.fact(True, text, expected)
     found = source.files()
     files = found["files"]
     problems = [_missing(path) for path in found["missing"]]
     problems += [f"{f['path']}: {f['error']}" for f in files if "error" in f]
     if problems:
-        return False, "; ".join(problems), ""
+        return Measurement.fact(False, "; ".join(problems), expected)
     size = sum(f["size"] for f in files)
     newest = max(f["mtime"] for f in files)
     age = format_value(max(0.0, found["now"] - newest), "duration")
@@ -229,7 +237,7 @@ def source_present(source: LogSource) -> tuple[bool, str, str]:
     text = f"{t.path}: {count}, {format_value(size, 'size')}, last written {age} ago"
     listing = sorted(files, key=lambda f: -f["mtime"])
     detail = "\n".join(f"{f['path']} {format_value(f['size'], 'size')}" for f in listing[:20])
-    return True, text, detail if len(files) > 1 else ""
+    return Measurement.fact(True, text, expected, detail=detail if len(files) > 1 else "")
 
 
 def pattern_lines(source: LogSource, pattern: LogPattern) -> Measurement:
@@ -362,10 +370,10 @@ def parse_fail2ban(text: str) -> dict[str, str]:
     return fields
 
 
-def fail2ban_status(host: Any, timeout: float) -> list[Jail] | None:
-    """Every jail of the host's fail2ban-server; None when fail2ban-client is not installed."""
+def fail2ban_status(host: Host, timeout: float) -> list[Jail]:
+    """Every jail of the host's fail2ban-server (``fail2ban-client status``, read-only)."""
     if not host.exists("fail2ban-client"):
-        return None
+        raise NotApplicable("fail2ban = true, but the host has no fail2ban-client")
 
     def status(*args: str) -> dict[str, str]:
         command = " ".join(shlex.quote(a) for a in ["fail2ban-client", "status", *args])
@@ -396,6 +404,19 @@ def fail2ban_status(host: Any, timeout: float) -> list[Jail] | None:
             )
         )
     return jails
+
+
+def fail2ban_jails(host: Host, timeout: float) -> Measurement:
+    """fail2ban-server answers and runs at least one jail."""
+    jails = fail2ban_status(host, timeout)
+    names = ", ".join(j.name for j in jails)
+    text = f"fail2ban jails: {names}" if jails else "fail2ban-server runs no jail"
+    return Measurement.fact(bool(jails), text, "at least one jail")
+
+
+def fail2ban_bans(host: Host, timeout: float) -> list[Measurement]:
+    """Addresses each jail bans now (``Currently banned``)."""
+    return fail2ban_banned(fail2ban_status(host, timeout))
 
 
 def fail2ban_banned(jails: list[Jail]) -> list[Measurement]:

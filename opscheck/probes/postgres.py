@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opscheck.config import PostgresTarget, SqlQuery
 from opscheck.judge import Measurement, ProbeError
+from opscheck.probes import NotApplicable
 from opscheck.session import Unreachable
 from opscheck.units import format_value
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+    from psycopg.rows import TupleRow
+
+    Session = Connection[TupleRow]
 
 QUERY_CHARS = 120  # of a query's text in a message: enough to recognise it
 DEAD_TUPLES_MIN = 1000  # the runbook's bloat query: WHERE n_dead_tup > 1000
@@ -36,7 +43,7 @@ def describe_error(exc: BaseException) -> str:
     return text.removeprefix("connection failed: ") or type(exc).__name__
 
 
-def open_session(target: PostgresTarget, password: str | None, timeout: float) -> Any:
+def open_session(target: PostgresTarget, password: str | None, timeout: float) -> Session:
     """Connect as the target's role: autocommit, read-only, every statement bounded by timeout."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -64,7 +71,7 @@ def open_session(target: PostgresTarget, password: str | None, timeout: float) -
         raise Unreachable(describe_error(exc)) from None
 
 
-def _rows(conn: Any, sql: Any, params: Any = None) -> list[Any]:
+def _rows(conn: Session, sql: Any, params: Any = None) -> list[Any]:
     """The rows of a catalog query; a ProbeError in operator words when it fails."""
     import psycopg
 
@@ -78,7 +85,7 @@ def _rows(conn: Any, sql: Any, params: Any = None) -> list[Any]:
         raise ProbeError(describe_error(exc)) from None
 
 
-def _require_monitor(conn: Any, why: str) -> None:
+def _require_monitor(conn: Session, why: str) -> None:
     """Without pg_read_all_stats (part of pg_monitor) PostgreSQL hides rather than refuses."""
     [(role, allowed)] = _rows(
         conn, "SELECT current_user, pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"
@@ -99,7 +106,7 @@ def _session(pid: int, user: str | None, app: str | None, age: float, query: str
     return f"pid {pid} {user or '?'}/{app or '-'} {_ago(age)}: {query}"
 
 
-def server(conn: Any) -> str:
+def reachable(conn: Session) -> Measurement:
     """What ``pg_isready`` and ``SELECT 1`` tell: accepting, version, role, database, user."""
     [(version, standby, database, user, uptime)] = _rows(
         conn,
@@ -107,13 +114,15 @@ def server(conn: Any) -> str:
         "current_user, extract(epoch FROM now() - pg_postmaster_start_time())::float8",
     )
     role = "standby" if standby else "primary"
-    return (
+    return Measurement.fact(
+        True,
         f"accepting connections: PostgreSQL {version.split()[0]} ({role}), database {database} "
-        f"as {user}, up {_ago(uptime)}"
+        f"as {user}, up {_ago(uptime)}",
+        "accepting connections",
     )
 
 
-def connections_used(conn: Any) -> Measurement:
+def connections_used(conn: Session) -> Measurement:
     """Client connections as % of max_connections, with the top users and applications."""
     _require_monitor(conn, "pg_stat_activity does not say which sessions are clients")
     [(used, limit)] = _rows(
@@ -135,7 +144,7 @@ def connections_used(conn: Any) -> Measurement:
     )
 
 
-def _active(conn: Any) -> list[Any]:
+def _active(conn: Session) -> list[Any]:
     _require_monitor(conn, "pg_stat_activity hides other sessions' state and queries")
     return _rows(
         conn,
@@ -145,8 +154,9 @@ def _active(conn: Any) -> list[Any]:
     )
 
 
-def long_queries(conn: Any, older_than: float) -> Measurement:
-    """How many queries have been active longer than ``older_than`` seconds."""
+def long_queries(conn: Session, target: PostgresTarget) -> Measurement:
+    """How many queries have been active longer than ``long_query`` seconds."""
+    older_than = target.long_query
     slow = [row for row in _active(conn) if row[3] > older_than]
     return Measurement(
         len(slow),
@@ -156,7 +166,7 @@ def long_queries(conn: Any, older_than: float) -> Measurement:
     )
 
 
-def longest_query(conn: Any) -> Measurement:
+def longest_query(conn: Session) -> Measurement:
     """Age of the oldest active query (pid, duration and the start of its text in the detail)."""
     active = _active(conn)
     if not active:
@@ -169,7 +179,7 @@ def longest_query(conn: Any) -> Measurement:
     )
 
 
-def idle_in_transaction(conn: Any) -> Measurement:
+def idle_in_transaction(conn: Session) -> Measurement:
     """Age of the oldest session idle inside an open transaction (it holds locks and snapshots)."""
     _require_monitor(conn, "pg_stat_activity hides other sessions' state and queries")
     idle = _rows(
@@ -193,7 +203,7 @@ def idle_in_transaction(conn: Any) -> Measurement:
     )
 
 
-def lock_waits(conn: Any) -> Measurement:
+def lock_waits(conn: Session) -> Measurement:
     """The longest wait for a lock, with who waits (blocked) and who holds it (blocking)."""
     _require_monitor(conn, "pg_stat_activity hides other sessions' state and queries")
     since = "a.query_start"
@@ -230,7 +240,7 @@ def lock_waits(conn: Any) -> Measurement:
     )
 
 
-def database_size(conn: Any) -> Measurement:
+def database_size(conn: Session) -> Measurement:
     """``pg_database_size`` of the target's database, with its largest tables in the detail."""
     [(name, size)] = _rows(conn, "SELECT current_database(), pg_database_size(current_database())")
     # Estimated from pg_class, which takes no lock: a table locked by a migration cannot stall it.
@@ -252,16 +262,20 @@ def database_size(conn: Any) -> Measurement:
     )
 
 
-def table_sizes(conn: Any, tables: list[str]) -> dict[str, Measurement | None]:
-    """``pg_total_relation_size`` (data, indexes, TOAST) of each table; None: no such table."""
-    sizes: dict[str, Measurement | None] = {}
-    for table in tables:
+def _no_table(table: str) -> Measurement:
+    return Measurement.fact(False, f"{table}: no such table", "an existing table")
+
+
+def table_sizes(conn: Session, target: PostgresTarget) -> list[Measurement]:
+    """``pg_total_relation_size`` (data, indexes, TOAST) of each table of ``tables``."""
+    sizes = []
+    for table in target.tables:
         [(size,)] = _rows(conn, "SELECT pg_total_relation_size(to_regclass(%s))", (table,))
-        sizes[table] = None if size is None else Measurement(float(size), subject=table)
+        sizes.append(_no_table(table) if size is None else Measurement(float(size), subject=table))
     return sizes
 
 
-def dead_tuples(conn: Any) -> Measurement:
+def dead_tuples(conn: Session) -> Measurement:
     """The runbook's bloat query: the worst dead/live ratio among tables over 1000 dead tuples."""
     worst = _rows(
         conn,
@@ -287,27 +301,37 @@ def dead_tuples(conn: Any) -> Measurement:
     )
 
 
-def maintenance_ages(conn: Any, table: str) -> dict[str, Measurement | None] | None:
-    """Time since the last vacuum and analyze of ``table``, by hand or autovacuum (None: never);
-    None when the table does not exist."""
-    rows = _rows(
-        conn,
-        "SELECT extract(epoch FROM now() - greatest(last_vacuum, last_autovacuum))::float8, "
-        "extract(epoch FROM now() - greatest(last_analyze, last_autoanalyze))::float8 "
-        "FROM pg_stat_user_tables WHERE relid = to_regclass(%s)",
-        (table,),
-    )
-    if not rows:
-        return None
-    return {
-        done: None
-        if age is None
-        else Measurement(age, subject=table, text=f"{done} {_ago(age)} ago")
-        for done, age in zip(("vacuumed", "analyzed"), rows[0], strict=True)
-    }
+def vacuum_ages(conn: Session, target: PostgresTarget) -> list[Measurement]:
+    """Time since each table of ``tables`` was last vacuumed, by hand or by autovacuum."""
+    return _maintenance_ages(conn, target.tables, "vacuum", "vacuumed")
 
 
-def cache_hit(conn: Any) -> Measurement:
+def analyze_ages(conn: Session, target: PostgresTarget) -> list[Measurement]:
+    """Time since each table of ``tables`` was last analyzed (a missing table: see vacuum)."""
+    return _maintenance_ages(conn, target.tables, "analyze", "analyzed")
+
+
+def _maintenance_ages(conn: Session, tables: list[str], what: str, done: str) -> list[Measurement]:
+    ages = []
+    for table in tables:
+        rows = _rows(
+            conn,
+            f"SELECT extract(epoch FROM now() - greatest(last_{what}, last_auto{what}))::float8 "
+            "FROM pg_stat_user_tables WHERE relid = to_regclass(%s)",
+            (table,),
+        )
+        if not rows:
+            if what == "vacuum":  # said once, with the vacuum ages
+                ages.append(_no_table(table))
+        elif rows[0][0] is None:
+            ages.append(Measurement.fact(False, f"{table} never {done}", f"{done} at least once"))
+        else:
+            age = rows[0][0]
+            ages.append(Measurement(age, subject=table, text=f"{done} {_ago(age)} ago"))
+    return ages
+
+
+def cache_hit(conn: Session) -> Measurement:
     """Share of block reads of this database served by shared buffers (since stats reset)."""
     [(name, hits, reads)] = _rows(
         conn,
@@ -322,7 +346,7 @@ def cache_hit(conn: Any) -> Measurement:
     )
 
 
-def xid_age(conn: Any) -> Measurement:
+def xid_age(conn: Session) -> Measurement:
     """The oldest unfrozen transaction ID of any database, as % of the wraparound limit."""
     ages = _rows(conn, "SELECT datname, age(datfrozenxid) FROM pg_database ORDER BY 2 DESC")
     name, age = ages[0]
@@ -334,9 +358,9 @@ def xid_age(conn: Any) -> Measurement:
     )
 
 
-def replication(conn: Any) -> list[Measurement]:
+def replication(conn: Session) -> list[Measurement]:
     """Bytes each replica has yet to replay, WAL each slot retains, and on a standby the WAL
-    received but not replayed. Empty: no replication to measure."""
+    received but not replayed."""
     [(standby,)] = _rows(conn, "SELECT pg_is_in_recovery()")
     found: list[Measurement] = []
     if standby:
@@ -386,19 +410,27 @@ def replication(conn: Any) -> list[Measurement]:
                 text=f"retains {format_value(retained, 'size')} of WAL ({kind}, {state})",
             )
         )
+    if not found:
+        raise NotApplicable(
+            "no replica, no replication slot and not a standby: no replication to measure"
+        )
     return found
 
 
-def slow_statements(conn: Any) -> Measurement | None:
+def slow_statements(conn: Session) -> Measurement:
     """The runbook's weekly pg_stat_statements query: the slowest mean time in this database,
-    the top five in the detail. None: the extension is not installed here."""
+    the top five in the detail."""
     schema = _rows(
         conn,
         "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
         "WHERE e.extname = 'pg_stat_statements'",
     )
     if not schema:
-        return None
+        raise NotApplicable(
+            f"pg_stat_statements is not installed in database {conn.info.dbname} (CREATE "
+            "EXTENSION pg_stat_statements; it needs shared_preload_libraries = "
+            "'pg_stat_statements')"
+        )
     _require_monitor(conn, "pg_stat_statements hides other roles' statements")
     from psycopg import sql
 
@@ -420,7 +452,7 @@ def slow_statements(conn: Any) -> Measurement | None:
     )
 
 
-def user_query(conn: Any, query: SqlQuery) -> Measurement:
+def user_query(conn: Session, query: SqlQuery) -> Measurement:
     """Run a user's query read-only; its result must be one number."""
     import psycopg
 

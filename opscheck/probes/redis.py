@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, cast
 
 from opscheck.config import RedisQueue, RedisTarget
 from opscheck.judge import Measurement, ProbeError
+from opscheck.probes import NotApplicable
 from opscheck.session import Unreachable
 from opscheck.units import format_value
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 # Fragmentation is judged once it wastes this much: below it, a small or empty Redis shows a
 # meaningless ratio (12 MB RSS for 1 MB of data is 12.0). Redis's own active defragmentation
@@ -44,7 +48,7 @@ def safe_url(url: str) -> str:
     return re.sub(r"^([a-z]+://)[^/@]*@", r"\1", url)
 
 
-def open_client(target: RedisTarget, password: str | None, timeout: float) -> Any:
+def open_client(target: RedisTarget, password: str | None, timeout: float) -> Redis:
     """One connection as the target's user, every call bounded by ``timeout``, never retried."""
     import redis
     from redis.backoff import NoBackoff
@@ -75,7 +79,7 @@ def open_client(target: RedisTarget, password: str | None, timeout: float) -> An
     return client
 
 
-def info(client: Any, section: str = "default") -> dict[str, Any]:
+def info(client: Redis, section: str = "default") -> dict[str, Any]:
     """``INFO``; a ProbeError in operator words when the server refuses or goes away."""
     import redis
 
@@ -91,8 +95,8 @@ def _since(data: dict[str, Any]) -> str:
     return f"counted since start, {format_value(float(data['uptime_in_seconds']), 'duration')} ago"
 
 
-def ping(client: Any) -> tuple[bool, str]:
-    """(``PING`` answered PONG, which Redis answered it).
+def ping(client: Redis) -> Measurement:
+    """``PING`` answered PONG; which Redis answered it.
 
     Redis refuses PING, as it refuses writes, when it cannot persist (MISCONF): it wants the
     monitoring to notice. Connected and authenticated, the other checks still run.
@@ -106,11 +110,11 @@ def ping(client: Any) -> tuple[bool, str]:
     try:
         client.ping()
     except redis.RedisError as exc:
-        return False, f"{which} refused PING: {describe_error(exc)}"
-    return True, f"PONG from {which}"
+        return Measurement.fact(False, f"{which} refused PING: {describe_error(exc)}", "PONG")
+    return Measurement.fact(True, f"PONG from {which}", "PONG")
 
 
-def memory_used_pct(client: Any) -> Measurement:
+def memory_used_pct(client: Redis) -> Measurement:
     """Used memory of maxmemory; without maxmemory, the process's RSS of the host's memory."""
     data = info(client, "memory")
     used, maxmemory, policy = data["used_memory"], data["maxmemory"], data["maxmemory_policy"]
@@ -136,23 +140,28 @@ def memory_used_pct(client: Any) -> Measurement:
     return Measurement(pct, text=text, detail=detail)
 
 
-def fragmentation(client: Any) -> tuple[Measurement, int]:
-    """(RSS / used memory, bytes of RSS above the data): the ratio means little when few are."""
+def fragmentation(client: Redis) -> Measurement:
+    """RSS / used memory, once the RSS above the data passes ``FRAGMENTATION_IGNORED``: below
+    that the ratio means little, and is shown, not judged."""
     data = info(client, "memory")
     ratio, wasted = float(data["mem_fragmentation_ratio"]), int(data["mem_fragmentation_bytes"])
     text = (
         f"fragmentation {ratio:.2f} (RSS {format_value(data['used_memory_rss'], 'size')} for "
         f"{format_value(data['used_memory'], 'size')} of data)"
     )
-    detail = (
-        "RSS below used memory: part of Redis is swapped out, which makes it slow"
-        if ratio < 1
-        else f"{format_value(max(wasted, 0), 'size')} above the data"
-    )
-    return Measurement(ratio, text=text, detail=detail), wasted
+    swapped = "RSS below used memory: part of Redis is swapped out, which makes it slow"
+    if wasted < FRAGMENTATION_IGNORED:
+        return Measurement.fact(
+            True,
+            f"{text}: {format_value(max(wasted, 0), 'size')} above the data, too little to judge",
+            f"judged from {format_value(FRAGMENTATION_IGNORED, 'size')} wasted",
+            detail=swapped if ratio < 1 else "",
+        )
+    detail = swapped if ratio < 1 else f"{format_value(wasted, 'size')} above the data"
+    return Measurement(ratio, text=text, detail=detail)
 
 
-def clients_used_pct(client: Any) -> Measurement:
+def clients_used_pct(client: Redis) -> Measurement:
     """Connected clients of maxclients."""
     data = info(client, "clients")
     connected, limit = data["connected_clients"], data["maxclients"]
@@ -164,7 +173,7 @@ def clients_used_pct(client: Any) -> Measurement:
     )
 
 
-def rejected_connections(client: Any) -> Measurement:
+def rejected_connections(client: Redis) -> Measurement:
     """Connections refused at maxclients since start: clients that got an error, not a session."""
     data = info(client)
     count = data["rejected_connections"]
@@ -178,7 +187,7 @@ def rejected_connections(client: Any) -> Measurement:
     )
 
 
-def evicted_keys(client: Any) -> Measurement:
+def evicted_keys(client: Redis) -> Measurement:
     """Keys evicted at maxmemory since start: fine for a cache, lost jobs for a queue."""
     data = info(client)
     count = data["evicted_keys"]
@@ -194,12 +203,12 @@ def evicted_keys(client: Any) -> Measurement:
     )
 
 
-def hit_ratio(client: Any) -> Measurement | None:
-    """Keyspace hits of all key lookups since start; None before the first lookup."""
+def hit_ratio(client: Redis) -> Measurement:
+    """Keyspace hits of all key lookups since start (nothing to judge before the first)."""
     data = info(client)
     hits, misses = data["keyspace_hits"], data["keyspace_misses"]
     if not hits + misses:
-        return None
+        return Measurement.fact(True, "no key lookups since start", "a hit ratio")
     pct = 100.0 * hits / (hits + misses)
     return Measurement(
         pct,
@@ -208,7 +217,7 @@ def hit_ratio(client: Any) -> Measurement | None:
     )
 
 
-def ops_per_sec(client: Any) -> Measurement:
+def ops_per_sec(client: Redis) -> Measurement:
     """``instantaneous_ops_per_sec``: commands per second over the last few seconds."""
     data = info(client, "stats")
     ops = data["instantaneous_ops_per_sec"]
@@ -219,7 +228,7 @@ def ops_per_sec(client: Any) -> Measurement:
     )
 
 
-def keys_per_db(client: Any) -> list[Measurement]:
+def keys_per_db(client: Redis) -> list[Measurement]:
     """Keys of each logical database (``INFO keyspace``); the client's own db even when empty."""
     spaces = info(client, "keyspace")
     own = f"db{client.connection_pool.connection_kwargs.get('db', 0)}"
@@ -232,49 +241,51 @@ def keys_per_db(client: Any) -> list[Measurement]:
     return found
 
 
-class Snapshots(NamedTuple):
-    """RDB persistence as INFO tells it; ``off`` says why there is nothing to check."""
-
-    off: str
-    ok: bool
-    status: str
-    unsaved: Measurement
-
-
-def snapshots(client: Any) -> Snapshots:
-    """The last background save's status, and how long the unsaved changes have waited.
+def _persistence(client: Redis) -> dict[str, Any]:
+    """``INFO persistence``; NotApplicable while RDB looks off.
 
     INFO does not say whether ``save`` is configured (CONFIG GET would, but it also hands out
     requirepass): RDB counts as off while no background save has run since start.
     """
     data = info(client)
-    up = format_value(float(data["uptime_in_seconds"]), "duration")
-    off = ""
     if data["rdb_last_bgsave_time_sec"] == -1 and not data["rdb_bgsave_in_progress"]:
-        off = f"no RDB snapshot since the server started {up} ago: RDB snapshots look off"
-    now = int(data["server_time_usec"]) // 1_000_000  # the server's clock, as the save time
-    age = max(0, now - int(data["rdb_last_save_time"]))
-    changes = data["rdb_changes_since_last_save"]
-    last = f"last successful snapshot {format_value(age, 'duration')} ago"
-    if changes:
-        unsaved = Measurement(age, text=f"{_n(changes, 'change')} unsaved ({last})")
-    else:
-        unsaved = Measurement(0, text=f"no unsaved changes ({last})")
-    ok = data["rdb_last_bgsave_status"] == "ok"
+        up = format_value(float(data["uptime_in_seconds"]), "duration")
+        raise NotApplicable(
+            f"no RDB snapshot since the server started {up} ago: RDB snapshots look off"
+        )
+    return data
+
+
+def last_bgsave(client: Redis) -> Measurement:
+    """The last background save (RDB snapshot) succeeded."""
+    ok = _persistence(client)["rdb_last_bgsave_status"] == "ok"
     status = (
         "last background save ok"
         if ok
         else "last background save failed (rdb_last_bgsave_status:err; the reason is in the "
         "server's log): a restart loses every change since the last successful snapshot"
     )
-    return Snapshots(off, ok, status, unsaved)
+    return Measurement.fact(ok, status, "rdb_last_bgsave_status:ok")
 
 
-def aof(client: Any) -> tuple[bool, bool, str]:
-    """(AOF enabled, its last write and rewrite succeeded, what INFO says)."""
+def unsaved_changes_age(client: Redis) -> Measurement:
+    """How long the changes not yet in a snapshot have waited (0 without any)."""
+    data = _persistence(client)
+    now = int(data["server_time_usec"]) // 1_000_000  # the server's clock, as the save time
+    age = max(0, now - int(data["rdb_last_save_time"]))
+    changes = data["rdb_changes_since_last_save"]
+    last = f"last successful snapshot {format_value(age, 'duration')} ago"
+    if changes:
+        return Measurement(age, text=f"{_n(changes, 'change')} unsaved ({last})")
+    return Measurement(0, text=f"no unsaved changes ({last})")
+
+
+def aof(client: Redis) -> Measurement:
+    """With ``appendonly yes``: the last AOF write and rewrite succeeded."""
     data = info(client, "persistence")
     if not data["aof_enabled"]:
-        return False, True, "AOF is off (appendonly no)"
+        raise NotApplicable("AOF is off (appendonly no)")
+    expected = "aof_last_write_status:ok, aof_last_bgrewrite_status:ok"
     failed = [
         f"{what} failed ({key}:err)"
         for what, key in (
@@ -284,28 +295,34 @@ def aof(client: Any) -> tuple[bool, bool, str]:
         if data[key] != "ok"
     ]
     if failed:
-        return True, False, "; ".join(failed) + " (the reason is in the server's log)"
-    return True, True, "AOF writes and rewrites ok"
+        text = "; ".join(failed) + " (the reason is in the server's log)"
+        return Measurement.fact(False, text, expected)
+    return Measurement.fact(True, "AOF writes and rewrites ok", expected)
 
 
-def replication(client: Any) -> tuple[bool, str]:
-    """(healthy, what the role says): a replica must have its link to the master up."""
+def replication(client: Redis) -> Measurement:
+    """A master, or a replica with its link to the master up."""
     data = info(client, "replication")
+    expected = "master, or replica with its link up"
     if data["role"] == "master":
         replicas = [data[k] for k in sorted(data) if re.fullmatch(r"slave\d+", k)]
         states = ", ".join(f"{r['ip']}:{r['port']} {r['state']} lag {r['lag']} s" for r in replicas)
-        return True, f"master with {len(replicas)} replica(s) ({states})" if replicas else "master"
+        text = f"master with {len(replicas)} replica(s) ({states})" if replicas else "master"
+        return Measurement.fact(True, text, expected)
     master = f"{data['master_host']}:{data['master_port']}"
     if data["master_link_status"] == "up":
         io = data["master_last_io_seconds_ago"]
-        return True, f"replica of {master}, link up (last I/O {io} s ago)"
+        return Measurement.fact(
+            True, f"replica of {master}, link up (last I/O {io} s ago)", expected
+        )
     since = int(data.get("master_link_down_since_seconds", -1))
     how = f"for {format_value(since, 'duration')}" if since >= 0 else "since the replica started"
     syncing = " (initial sync in progress)" if data.get("master_sync_in_progress") else ""
-    return False, f"replica of {master}: link to the master down {how}{syncing}"
+    text = f"replica of {master}: link to the master down {how}{syncing}"
+    return Measurement.fact(False, text, expected)
 
 
-def _lengths(client: Any, keys: dict[str, str]) -> dict[str, int]:
+def _lengths(client: Redis, keys: dict[str, str]) -> dict[str, int]:
     """Length of each key by its expected type (list, zset), in one round trip."""
     import redis
 
@@ -323,7 +340,7 @@ def _lengths(client: Any, keys: dict[str, str]) -> dict[str, int]:
     return dict(zip(keys, counts, strict=True))
 
 
-def queue_depth(client: Any, queue: RedisQueue) -> Measurement:
+def queue_depth(client: Redis, queue: RedisQueue) -> Measurement:
     """Jobs waiting in ``queue``: a key's length by its TYPE, or the sum of a library's keys.
 
     Redis deletes an empty list, so an idle queue has no key: a missing key counts as 0, and the
@@ -364,7 +381,7 @@ def queue_depth(client: Any, queue: RedisQueue) -> Measurement:
     }
     key = keys[layout]
     try:
-        kind = client.type(key)
+        kind = cast(str, client.type(key))  # decode_responses: text, not bytes
     except redis.RedisError as exc:
         raise ProbeError(describe_error(exc)) from None
     if kind == "none":

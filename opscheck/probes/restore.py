@@ -23,14 +23,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opscheck.config import BackupTarget, NumberLimit, RestoreQuery, RestoreTest, secret
 from opscheck.judge import Measurement, ProbeError
-from opscheck.probes.backup import File, Found
+from opscheck.probes.backup import File, Found, Store
 from opscheck.probes.backup_integrity import kind_of
 from opscheck.probes.postgres import describe_error
 from opscheck.units import format_value
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from psycopg import Connection
+    from psycopg.rows import TupleRow
 
 PREFIX = "opscheck_restore_"
 ERRORS_SHOWN = 5
@@ -85,12 +91,23 @@ class Restored:
         return "\n".join(lines)
 
 
-def query_results(restored: Restored) -> list[tuple[Measurement | str, NumberLimit | None]]:
-    """Each query's value with its level (at least ``min``), or the error it met as text."""
-    results: list[tuple[Measurement | str, NumberLimit | None]] = []
+def outcome(restored: Restored) -> Measurement:
+    """The dump restored (what, where, how long), or why not; what the tools said in detail."""
+    error = bool(restored.error)
+    return Measurement.fact(not error, restored.summary, "restores", detail=restored.detail)
+
+
+def dropped(restored: Restored) -> Measurement:
+    """The scratch database is gone again."""
+    return Measurement.fact(restored.dropped, restored.cleanup, "dropped")
+
+
+def query_results(restored: Restored) -> list[tuple[Measurement, NumberLimit | None]]:
+    """Each query's value with its level (at least ``min``), or the error it met as a no."""
+    results: list[tuple[Measurement, NumberLimit | None]] = []
     for query, value, error in restored.counts:
         if value is None:
-            results.append((f"{query.name}: {error}", None))
+            results.append((Measurement.fact(False, f"{query.name}: {error}", "a number"), None))
             continue
         limit = None if query.min is None else NumberLimit(crit=query.min, direction="below")
         results.append((Measurement(value, subject=query.name, text=f"= {value:g}"), limit))
@@ -106,7 +123,7 @@ def newest_dump(found: Found, configured: str) -> File | None:
     return None
 
 
-def restore_newest(store: Any, found: Found, target: BackupTarget, timeout: float) -> Restored:
+def restore_newest(store: Store, found: Found, target: BackupTarget, timeout: float) -> Restored:
     """Copy the newest dump here when it lies elsewhere, restore it, query it, drop it."""
     settings = target.restore
     assert settings is not None
@@ -156,7 +173,7 @@ def restore(
     ms = round(settings.timeout * 1000)
     admin_options = f"{params.get('options', '')} -c statement_timeout={ms}".strip()
 
-    def connect() -> Any:
+    def connect() -> Connection[TupleRow]:
         return psycopg.connect(
             make_conninfo("", **{**params, "options": admin_options}),
             password=password,
@@ -271,7 +288,12 @@ def _query(conninfo: str, password: str | None, settings: RestoreTest, result: R
                 result.counts.append((query, float(value), ""))
 
 
-def _drop(admin: Any, name: str, result: Restored, reconnect: Any) -> None:
+def _drop(
+    admin: Connection[TupleRow],
+    name: str,
+    result: Restored,
+    reconnect: Callable[[], Connection[TupleRow]],
+) -> None:
     """DROP the scratch database (WITH FORCE: a restore cut short may still be connected); on a
     new connection when the first one was lost on the way."""
     import psycopg

@@ -14,12 +14,15 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opscheck.config import S3Location, secret
 from opscheck.judge import ProbeError
 from opscheck.probes.backup import Backup, File
 from opscheck.session import Unreachable
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 MAX_OBJECTS = 10_000  # listed per prefix; a prefix holding more is summed in part
 CHUNK = 1024 * 1024
@@ -59,7 +62,7 @@ def describe_error(exc: BaseException, timeout: float) -> str:
     return str(exc) or type(exc).__name__
 
 
-def open_client(s3: S3Location, timeout: float) -> Any:
+def open_client(s3: S3Location, timeout: float) -> BaseClient:
     """A client of the bucket's endpoint, checked with one listing of a single key (what the
     checks need: s3:ListBucket; a HEAD would fail without saying why)."""
     import boto3
@@ -99,7 +102,7 @@ class S3Objects:
 
     noun = "objects"
 
-    def __init__(self, client: Any, s3: S3Location, timeout: float) -> None:
+    def __init__(self, client: BaseClient, s3: S3Location, timeout: float) -> None:
         self.client = client
         self.bucket = s3.bucket
         self.timeout = timeout

@@ -12,13 +12,16 @@ import re
 import shlex
 import sqlite3
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote
 
 from opscheck.config import NumberLimit
 from opscheck.judge import Measurement, ProbeError
 from opscheck.session import Unreachable
 from opscheck.units import format_value
+
+if TYPE_CHECKING:
+    from testinfra.host import Host
 
 PROBLEMS_SHOWN = 10  # lines of integrity_check output in the detail
 _CORRUPT = ("database disk image is malformed", "file is not a database")
@@ -50,7 +53,7 @@ class Database:
     def __init__(
         self,
         path: str,
-        host: Any = None,
+        host: Host | None = None,
         busy_timeout: float = 5.0,
         query_timeout: float = 60.0,
         host_name: str = "",
@@ -117,7 +120,7 @@ class Database:
     def query(self, sql: str) -> list[str]:
         """The rows of ``sql`` as text lines; Corrupt when SQLite calls the file damaged."""
         self._require_file()
-        return self._remote(sql) if self.host is not None else self._local(sql)
+        return self._local(sql) if self.host is None else self._remote(self.host, sql)
 
     def _local(self, sql: str) -> list[str]:
         if self._conn is None:
@@ -138,14 +141,14 @@ class Database:
                 raise ProbeError(self._too_slow(sql)) from None
             raise ProbeError(f"{self.path}: {exc}") from None
 
-    def _remote(self, sql: str) -> list[str]:
+    def _remote(self, host: Host, sql: str) -> list[str]:
         timeout = f"{self.query_timeout:g}"
         command = (
             f"timeout {timeout} sqlite3 -readonly -batch -bail "
             f"-cmd {shlex.quote(f'.timeout {round(self.busy_timeout * 1000)}')} "
             f"{shlex.quote(self.path)} {shlex.quote(sql)}"
         )
-        result = self.host.run(command)
+        result = host.run(command)
         if result.rc == 124:
             raise ProbeError(self._too_slow(sql))
         # sqlite3's "Error: stepping, database disk image is malformed (11)" as SQLite says it
@@ -162,15 +165,17 @@ class Database:
         return f"{sql}: no result within {self.query_timeout:g} s (query_timeout)"
 
 
-def file_present(db: Database) -> tuple[bool, str]:
-    """(a regular file is there, what was found)."""
+def file_present(db: Database) -> Measurement:
+    """A regular file is there (its size and age), or what is there instead."""
     state = db.stat()
     if state is None:
-        return False, f"{db.path} does not exist"
+        return Measurement.fact(False, f"{db.path} does not exist", "a database file")
     if state.kind != "file":
-        return False, f"{db.path} is a {state.kind}, not a database file"
+        text = f"{db.path} is a {state.kind}, not a database file"
+        return Measurement.fact(False, text, "a database file")
     age = format_value(max(0.0, time.time() - state.mtime), "duration")
-    return True, f"{db.path} present ({format_value(state.size, 'size')}, modified {age} ago)"
+    text = f"{db.path} present ({format_value(state.size, 'size')}, modified {age} ago)"
+    return Measurement.fact(True, text, "a database file")
 
 
 def file_size(db: Database) -> Measurement:
@@ -184,24 +189,37 @@ def file_size(db: Database) -> Measurement:
     )
 
 
-def integrity(db: Database) -> list[str]:
-    """``PRAGMA integrity_check``: ``["ok"]``, or the problems SQLite found."""
+def integrity(db: Database) -> Measurement:
+    """``PRAGMA integrity_check`` answers ``ok``; else its first problem, the next in the detail."""
     try:
         lines = db.query("PRAGMA integrity_check")
     except Corrupt as exc:  # SQLite gave up on the file part way: that is the check's answer too
         lines = [*exc.lines, str(exc)]
-    return [line for line in lines if not line.startswith("*** in database")]  # a heading
+    found = [line for line in lines if not line.startswith("*** in database")]  # a heading
+    if found == ["ok"]:
+        return Measurement.fact(True, "PRAGMA integrity_check: ok", "ok")
+    more = f" (and {len(found) - 1} more problems)" if len(found) > 1 else ""
+    shown = found[:PROBLEMS_SHOWN]
+    rest = len(found) - len(shown)
+    return Measurement.fact(
+        False,
+        f"PRAGMA integrity_check: {found[0]}{more}",
+        "ok",
+        detail="\n".join(shown) + (f"\n... and {rest} more" if rest else ""),
+    )
 
 
 def tables(db: Database) -> list[str]:
     return db.query("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY 1")
 
 
-def row_count(db: Database, table: str) -> Measurement | None:
-    """``SELECT COUNT(*)`` of a table; None when there is no such table."""
+def row_count(db: Database, table: str) -> Measurement:
+    """``SELECT COUNT(*)`` of a table; a no, with the tables there are, when it is missing."""
     try:
-        if table not in tables(db):
-            return None
+        known = tables(db)
+        if table not in known:
+            missing = f"{table}: no such table (tables: {', '.join(known) or 'none'})"
+            return Measurement.fact(False, missing, f"a table {table}")
         rows = db.query(f"SELECT COUNT(*) FROM {_identifier(table)}")
     except Corrupt as exc:
         raise ProbeError(f"{db.path}: {exc} (see test_integrity_check_ok)") from None

@@ -20,11 +20,11 @@ import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from opscheck.testbed import free_port
+from opscheck.testbed.process import Service
 
 HEALTHY = {"status": "healthy", "checks": {"database": {"status": "up"}}, "connections": 12}
 DEGRADED = {"status": "degraded", "checks": {"database": {"status": "down"}}, "connections": 97}
@@ -190,8 +190,10 @@ def make_certificates(directory: Path) -> dict[str, tuple[Path, Path]]:
     return written
 
 
-class HttpTestbed:
+class HttpTestbed(Service):
     """Plain HTTP, four HTTPS servers (valid, expired, expiring, wrong host), a blackhole."""
+
+    kind = "HTTP testbed"
 
     def __init__(self, token: str = "testbed-token", slow: float = 0.4) -> None:
         self.token = token
@@ -211,7 +213,10 @@ class HttpTestbed:
         """The URL of ``path`` on one server (http, https, expired, ...), by IP or host name."""
         return self.urls[server].replace("127.0.0.1", host) + path
 
-    def start(self) -> HttpTestbed:
+    def __str__(self) -> str:
+        return self.kind  # many servers, many ports
+
+    def _launch(self) -> None:
         """Start every server; ``urls`` maps each server name to its base URL."""
         self._tmp = tempfile.TemporaryDirectory(prefix="opscheck-http-")
         certificates = make_certificates(Path(self._tmp.name))
@@ -225,7 +230,6 @@ class HttpTestbed:
         self._blackhole = socket.create_server(("127.0.0.1", 0), backlog=128)
         self.urls["blackhole"] = f"http://127.0.0.1:{self._blackhole.getsockname()[1]}"
         self.urls["refused"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-        return self
 
     def _serve(self, context: ssl.SSLContext | None) -> int:
         app = _App(self.token, self.slow)
@@ -245,7 +249,7 @@ class HttpTestbed:
         self._apps.append((app, thread))
         return port
 
-    def stop(self) -> None:
+    def _halt(self) -> None:
         """Stop every server, close every socket, remove the certificates."""
         for app, thread in self._apps:
             app.close()
@@ -258,14 +262,6 @@ class HttpTestbed:
             self._tmp.cleanup()
             self._tmp = None
         self.urls.clear()
-
-    def __enter__(self) -> HttpTestbed:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from opscheck.testbed import free_port
+from opscheck.testbed.process import ServerProcess
 from opscheck.testbed.sshd import toml_value
 
 BINDIR = Path(os.environ.get("OPSCHECK_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
@@ -39,8 +40,14 @@ def _as_owner(command: list[str]) -> list[str]:
     return ["unshare", "--user", *command] if os.geteuid() == 0 else command
 
 
-class Postgres:
+class Postgres(ServerProcess):
     """One cluster in ``directory`` (data, socket, log); ``start()`` runs initdb when needed."""
+
+    kind = "PostgreSQL"
+    error = PostgresError
+    start_timeout = 15.0
+    stop_signal = signal.SIGINT  # fast shutdown: roll back, disconnect everyone
+    stop_timeout = 15.0
 
     def __init__(
         self,
@@ -53,8 +60,8 @@ class Postgres:
         settings: dict[str, str] | None = None,
     ) -> None:
         self.directory = Path(directory)
+        super().__init__(self.directory / "postgres.log")
         self.data = self.directory / "data"
-        self.log_file = self.directory / "postgres.log"
         self.port = port or free_port()
         self.name = name
         # Small on purpose: a few real connections exhaust the server, a 6 MB table misses the
@@ -71,7 +78,6 @@ class Postgres:
             "full_page_writes": "off",
             **(settings or {}),
         }
-        self.process: subprocess.Popen[bytes] | None = None
         self._admin: dict[str, Any] = {}
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -84,8 +90,14 @@ class Postgres:
         if done.returncode != 0:
             raise PostgresError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr}")
 
-    def start(self, timeout: float = 15.0) -> Postgres:
-        """Create the cluster if needed, start the server and wait until it accepts queries."""
+    def command(self) -> list[str]:
+        options = [f"--{key}={value}" for key, value in self.settings.items()]
+        return _as_owner(
+            [str(BINDIR / "postgres"), "-D", str(self.data), "-p", str(self.port), *options]
+        )
+
+    def _launch(self) -> None:
+        """Create the cluster if needed, then start the server."""
         self.directory.mkdir(parents=True, exist_ok=True)
         if not (self.data / "PG_VERSION").exists():
             self._run(
@@ -101,24 +113,10 @@ class Postgres:
                 "UTF8",
                 "--locale=C",
             )
-        options = [f"--{key}={value}" for key, value in self.settings.items()]
-        command = [str(BINDIR / "postgres"), "-D", str(self.data), "-p", str(self.port), *options]
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                _as_owner(command), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while not self._answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise PostgresError(
-                    f"PostgreSQL on port {self.port} did not start; its log "
-                    f"{self.log_file}:\n{self.log_file.read_text(errors='replace')[-3000:]}"
-                )
-            time.sleep(0.02)
-        return self
+        super()._launch()
 
-    def _answers(self) -> bool:
+    def ready(self) -> bool:
+        """It accepts queries (over its own socket: no other server can answer there)."""
         import psycopg
 
         try:
@@ -133,22 +131,7 @@ class Postgres:
         for conn in self._admin.values():
             conn.close()
         self._admin.clear()
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self) -> Postgres:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()
 
     # -- superuser access --------------------------------------------------------------------------
 

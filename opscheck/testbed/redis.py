@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from opscheck.testbed import free_port
+from opscheck.testbed.process import ServerProcess
 from opscheck.testbed.sshd import toml_value
 
 REDIS_SERVER = "redis-server"
@@ -35,53 +36,57 @@ class RedisError(RuntimeError):
     """redis-server did not start or did not reach the state asked for; says why."""
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """``redis-server`` in the foreground, with its data and log in ``directory``.
 
     ``settings`` are redis.conf directives (``{"maxmemory": "4mb", "save": "3600 1"}``), added
     to the testbed's defaults: loopback only, no snapshots, no AOF.
     """
 
+    kind = "redis-server"
+    error = RedisError
+    stop_signal = signal.SIGKILL  # a throw-away server needs no last snapshot
+
     def __init__(
         self, directory: Path, port: int | None = None, **settings: str | int | None
     ) -> None:
         self.directory = Path(directory)
+        super().__init__(self.directory / "redis.log")
         self.port = port or free_port()
         self.data_dir = self.directory / "data"
-        self.log_file = self.directory / "redis.log"
         self.settings = {"save": "", "appendonly": "no", **settings}
-        self.process: subprocess.Popen[bytes] | None = None
         self._admin: Any = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> RedisServer:
-        """Start the server and wait until it answers PING."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def command(self) -> list[str]:
+        # The log file is its stdout's too: config errors go there before the log is open.
         argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--dir", str(self.data_dir), "--logfile", str(self.log_file)]
         for key, value in self.settings.items():
             if value is not None:
                 argv += [f"--{key.replace('_', '-')}", *str(value).split(" ")]
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if self.admin().ping():
-                    return self
-            except Exception as exc:  # redis-py's errors while the server boots
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    log = (
-                        self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-                    )
-                    raise RedisError(
-                        f"redis-server on port {self.port} did not start ({exc}); "
-                        f"its log {self.log_file}:\n{log}"
-                    ) from None
-            time.sleep(0.02)
+        return argv
+
+    def _launch(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        super()._launch()
+
+    def ready(self) -> bool:
+        """It answers, and it is this server (another on the port would answer too)."""
+        import redis
+
+        try:  # first plain TCP: redis-py retries a refused connection for seconds
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        try:
+            pid = int(self.admin().info("server")["process_id"])
+        except redis.RedisError:  # still starting, or loading its data
+            return False
+        return self.process is not None and pid == self.process.pid
 
     def admin(self) -> Any:
         """A client as the ``default`` user, to set up and break the server."""
@@ -98,16 +103,7 @@ class RedisServer:
         if self._admin is not None:
             self._admin.close()
             self._admin = None
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()
 
     # -- the checks' view ------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""An S3-compatible server: moto's, in this process (``ThreadedMotoServer``), on a free loopback
-port, checking request signatures like S3 does (an IAM user's keys, or 403).
+"""An S3-compatible server: moto's, in a thread of this process, on a free loopback port,
+checking request signatures like S3 does (an IAM user's keys, or 403).
 
     with S3Server() as s3:
         s3.bucket("backups")
@@ -13,12 +13,16 @@ told otherwise), as an operator would. moto keeps the objects in this process, w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opscheck.testbed import free_port
+from opscheck.testbed.process import Service
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -28,25 +32,49 @@ _EVERYTHING = {
 }
 
 
-class S3Server:
+class S3Error(RuntimeError):
+    """moto's server did not start; says why."""
+
+
+class S3Server(Service):
     """moto's server with one IAM user allowed ``s3:*``; ``stop()`` turns checking off again."""
+
+    kind = "moto S3 server"
+    error = S3Error
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.access_key_id = ""
         self.secret_access_key = ""
         self._server: Any = None
+        self._thread: threading.Thread | None = None
 
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> S3Server:
-        from moto.server import ThreadedMotoServer
+    def _launch(self) -> None:
+        """Serve moto's app in a thread, then create the IAM user. The socket is bound here: a
+        taken port raises OSError, where ``ThreadedMotoServer`` waits forever and werkzeug's
+        own binding calls ``sys.exit``."""
+        from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()  # returns once the server accepts connections
+        app = DomainDispatcherApplication(create_backend_app)
+        with socket.create_server(("127.0.0.1", self.port)) as listener:  # werkzeug dups it
+            self._server = make_server(
+                "127.0.0.1",
+                self.port,
+                app,
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=listener.fileno(),
+            )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"testbed-s3-{self.port}", daemon=True
+        )
+        self._thread.start()
         iam = self._client("iam", "setup", "setup")  # still unchecked: nobody has keys yet
         iam.create_user(UserName="opscheck-backup")
         iam.put_user_policy(
@@ -55,21 +83,20 @@ class S3Server:
         key = iam.create_access_key(UserName="opscheck-backup")["AccessKey"]
         self.access_key_id, self.secret_access_key = key["AccessKeyId"], key["SecretAccessKey"]
         self._auth("0")  # from now on every request is signed with a known key, or refused
-        return self
 
-    def stop(self) -> None:
-        """Stop the server (safe to call twice); request checking is a setting of the process."""
-        if self._server is None:
-            return
-        self._auth("inf")
-        self._server.stop()
-        self._server = None
+    def _halt(self) -> None:
+        """Stop the server; request checking is a setting of the process, so turn it off."""
+        import requests
 
-    def __enter__(self) -> S3Server:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        if self._thread is not None:
+            with contextlib.suppress(requests.RequestException):  # a failed setup, say
+                self._auth("inf")
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        if self._server is not None:
+            self._server.server_close()
+            self._server = None
 
     def _auth(self, unchecked_requests: str) -> None:
         import requests
@@ -126,7 +153,6 @@ class S3Server:
 
 
 if __name__ == "__main__":
-    import contextlib
     import signal
 
     with S3Server() as s3:

@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from opscheck.testbed import free_port
+from opscheck.testbed.process import ServerProcess
 
 SSHD = "/usr/sbin/sshd"  # sshd re-executes itself, so it must be started by its absolute path
 # The testbed's host key is new on every start: do not check it, do not remember it, and keep
@@ -62,17 +61,19 @@ def host_block(name: str, uri: str = "local://", **fields: object) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Sshd:
+class Sshd(ServerProcess):
     """``/usr/sbin/sshd -D -e`` with its own config, host key and authorized client key."""
+
+    kind = "sshd"
+    error = SshdError
 
     def __init__(self, directory: Path, port: int | None = None, user: str = "root") -> None:
         self.directory = Path(directory)
+        super().__init__(self.directory / "sshd.log")
         self.port = port or free_port()
         self.user = user
         self.identity_file = self.directory / "id_ed25519"
         self.config_file = self.directory / "sshd_config"
-        self.log_file = self.directory / "sshd.log"
-        self.process: subprocess.Popen[bytes] | None = None
         self.ssh_extra_args = SSH_EXTRA_ARGS  # what a client of this throw-away server needs
 
     @property
@@ -90,8 +91,11 @@ class Sshd:
             **fields,
         )
 
-    def start(self, timeout: float = 10.0) -> Sshd:
-        """Write keys and config, start sshd and wait until it answers with its banner."""
+    def command(self) -> list[str]:
+        return [SSHD, "-D", "-e", "-f", str(self.config_file)]
+
+    def _launch(self) -> None:
+        """Write keys and config, then start sshd."""
         self.directory.mkdir(parents=True, exist_ok=True)
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege separation dir
         host_key = self.directory / "ssh_host_ed25519_key"
@@ -114,46 +118,15 @@ class Sshd:
             "SetEnv": "SHLVL=1",
         }
         self.config_file.write_text("".join(f"{k} {v}\n" for k, v in settings.items()))
-        with self.log_file.open("wb") as log:
-            self.process = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(self.config_file)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while not self._answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SshdError(
-                    f"sshd on port {self.port} did not start; its log "
-                    f"{self.log_file}:\n{self.log_file.read_text(errors='replace')}"
-                )
-            time.sleep(0.02)
-        return self
+        super()._launch()
 
-    def _answers(self) -> bool:
+    def ready(self) -> bool:
+        """It listens (its log says so: another sshd on the port would answer too) and answers
+        with its banner."""
+        if "Server listening on" not in self.output():
+            return False
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                 return sock.recv(4).startswith(b"SSH-")
         except OSError:
             return False
-
-    def stop(self) -> None:
-        """Terminate sshd (and wait for it); safe to call twice."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self) -> Sshd:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

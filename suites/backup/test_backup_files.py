@@ -12,9 +12,7 @@ pytestmark = [pytest.mark.backup, pytest.mark.evening]
 def test_backup_exists(backup, limits):
     """Last night's backup is there: in today's folder, or in yesterday's while it is young
     enough to be last night's (`ls /backups/daily/$TODAY`)."""
-    found = backup.found()
-    ok, text = probes.exists(found, backup.noun)
-    limits.expect("backup.exists", ok, text, "a backup of last night", "\n".join(found.problems))
+    limits.check("backup.exists", probes.exists(backup.found(), backup.noun))
 
 
 def test_backup_age_below_limit(backup, limits):
@@ -27,11 +25,7 @@ def test_backup_size_above_minimum(backup, limits):
     limits.check("backup.size", probes.size(backup.found(), backup.noun))
 
 
-def test_backup_not_shrunk(backup, backup_target, limits):
+def test_backup_not_shrunk(backup, limits):
     """The newest backup is not much smaller than the one before it (default warn 20 %)."""
-    found = backup.found()
-    measured = probes.shrink(found)
-    if measured is None:
-        only = found.newest.name
-        pytest.skip(f"{backup_target.name}: only one backup found ({only}): nothing to compare")
-    limits.check("backup.shrink_pct", measured)
+    shrunk = probes.shrink(backup.found())
+    limits.check("backup.shrink_pct", shrunk)

@@ -12,8 +12,7 @@ pytestmark = [pytest.mark.host, pytest.mark.health]
 @pytest.mark.evening
 def test_host_reachable(host, host_target, limits):
     """The host answers a command through its testinfra backend."""
-    name = host.run("uname -n").stdout.strip()
-    limits.expect("host.reachable", True, f"{host_target.uri} answers as {name}", "reachable")
+    limits.check("host.reachable", probes.reachable(host, host_target))
 
 
 @pytest.mark.morning

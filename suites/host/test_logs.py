@@ -12,4 +12,4 @@ pytestmark = [pytest.mark.host, pytest.mark.capacity]
 @pytest.mark.applies_to("log_dirs")
 def test_log_dirs_below_size_limit(host, host_target, limits):
     """Each directory in `log_dirs` stays below its size limit (default warn 1 GB, crit 5 GB)."""
-    limits.check("host.log_dir_size", [probes.dir_size(host, d) for d in host_target.log_dirs])
+    limits.check("host.log_dir_size", probes.log_dir_sizes(host, host_target))

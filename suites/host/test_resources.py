@@ -11,13 +11,13 @@ pytestmark = [pytest.mark.host, pytest.mark.capacity]
 @pytest.mark.midday
 def test_disk_used_below_limit(host, host_target, limits):
     """Disk usage < 80 % on every mount (`df -h`)."""
-    limits.check("host.disk_used_pct", probes.disk_used_pct(host, host_target.mounts))
+    limits.check("host.disk_used_pct", probes.disk_used_pct(host, host_target))
 
 
 @pytest.mark.morning
 def test_inodes_used_below_limit(host, host_target, limits):
     """Inodes used < 90 % on every mount (`df -i`): a disk can be full with space left."""
-    limits.check("host.inode_used_pct", probes.inode_used_pct(host, host_target.mounts))
+    limits.check("host.inode_used_pct", probes.inode_used_pct(host, host_target))
 
 
 @pytest.mark.morning
@@ -38,4 +38,4 @@ def test_load_per_core_below_limit(host, limits):
 @pytest.mark.midday
 def test_cpu_busy_below_limit(host, host_target, limits):
     """CPU utilization < 80 % (`top -bn1`), sampled over `cpu_sample` seconds."""
-    limits.check("host.cpu_busy_pct", probes.cpu_busy_pct(host, host_target.cpu_sample))
+    limits.check("host.cpu_busy_pct", probes.cpu_busy_pct(host, host_target))

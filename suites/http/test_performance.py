@@ -14,9 +14,9 @@ pytestmark = [
 
 def test_latency_average_below_limit(endpoint, limits):
     """Average response time over `samples` requests < 500 ms."""
-    limits.check("http.latency_avg", probes.average(endpoint.latencies()))
+    limits.check("http.latency_avg", probes.latency_avg(endpoint))
 
 
 def test_latency_p95_below_limit(endpoint, limits):
     """95th percentile response time < 2 s (the runbook's escalation line)."""
-    limits.check("http.latency_p95", probes.p95(endpoint.latencies()))
+    limits.check("http.latency_p95", probes.latency_p95(endpoint))

@@ -12,5 +12,4 @@ pytestmark = [pytest.mark.logs, pytest.mark.health]
 @pytest.mark.evening
 def test_log_source_present(logs, limits):
     """The log files exist and can be read (a missing file of today: the app stopped logging)."""
-    ok, text, detail = probes.source_present(logs)
-    limits.expect("logs.source", ok, text, "log files (or journal entries) to read", detail)
+    limits.check("logs.source", probes.source_present(logs))

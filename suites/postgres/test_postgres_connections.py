@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.morning, pytest.mark.midday]
 @pytest.mark.evening
 def test_postgres_reachable(postgres, limits):
     """The server accepts a connection and answers a query (`pg_isready`, then `SELECT 1`)."""
-    limits.expect("postgres.reachable", True, probes.server(postgres), "accepting connections")
+    limits.check("postgres.reachable", probes.reachable(postgres))
 
 
 @pytest.mark.capacity

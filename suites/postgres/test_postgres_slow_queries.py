@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.performance, pytest.mark.midday]
 
 def test_long_queries_below_limit(postgres, postgres_target, limits):
     """Fewer than 5 queries have been active longer than `long_query` (5 s)."""
-    limits.check("postgres.long_queries", probes.long_queries(postgres, postgres_target.long_query))
+    limits.check("postgres.long_queries", probes.long_queries(postgres, postgres_target))
 
 
 @pytest.mark.morning

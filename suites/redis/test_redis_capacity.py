@@ -3,7 +3,6 @@
 import pytest
 
 from opscheck.probes import redis as probes
-from opscheck.units import format_value
 
 pytestmark = [pytest.mark.redis, pytest.mark.capacity]
 
@@ -19,18 +18,7 @@ def test_memory_used_below_limit(redis, limits):
 @pytest.mark.weekly
 def test_fragmentation_below_limit(redis, limits):
     """`mem_fragmentation_ratio` < 2.0, judged once the fragmentation wastes 100 MB."""
-    ratio, wasted = probes.fragmentation(redis)
-    if wasted < probes.FRAGMENTATION_IGNORED:
-        limits.expect(
-            "redis.fragmentation_ratio",
-            True,
-            f"{ratio.text}: {format_value(max(wasted, 0), 'size')} above the data, "
-            "too little to judge",
-            f"judged from {format_value(probes.FRAGMENTATION_IGNORED, 'size')} wasted",
-            detail=ratio.detail if ratio.value < 1 else "",
-        )
-    else:
-        limits.check("redis.fragmentation_ratio", ratio)
+    limits.check("redis.fragmentation_ratio", probes.fragmentation(redis))
 
 
 @pytest.mark.morning

@@ -13,8 +13,7 @@ pytestmark = [pytest.mark.sqlite]
 @pytest.mark.evening
 def test_database_file_present(sqlite, limits):
     """The database file exists (`ls -l fossawork_v2.db`)."""
-    ok, text = probes.file_present(sqlite)
-    limits.expect("sqlite.file", ok, text, "a database file")
+    limits.check("sqlite.file", probes.file_present(sqlite))
 
 
 @pytest.mark.capacity

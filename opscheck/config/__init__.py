@@ -1,0 +1,80 @@
+"""The inventory (what to check) and the thresholds (how strict), validated once at start-up.
+
+Every mistake stops the run before any test, each with one line naming the file, the key and
+what was expected: ``inventory.toml: http[1].timeout: expected a duration such as '500ms' ...,
+got '5 sec'``.
+
+Modules: ``base`` (strict models, ``Target``, durations, levels), ``errors`` (pydantic errors
+as lines), one schema module per component (``host``, ``http``, ``postgres``, ``redis``,
+``sqlite``, ``logs``, ``backup``) registered in ``inventory.COMPONENT_MODELS``, ``thresholds``
+(thresholds.toml and resolving a check's levels), ``selection`` (check ids the inventory names)
+and ``loading`` (TOML, ``${VAR}``, secrets, ``load``).
+"""
+
+from .backup import BackupKind, BackupTarget, RestoreQuery, RestoreTest, S3Location
+from .base import (
+    Direction,
+    Duration,
+    InlineLevels,
+    Limit,
+    LimitWithTargets,
+    NumberLimit,
+    Schedule,
+    Strict,
+    Target,
+)
+from .errors import ConfigError, redact
+from .host import HostTarget
+from .http import HttpTarget, JsonValue
+from .inventory import COMPONENT_MODELS, COMPONENTS, Inventory, Settings
+from .loading import Config, load, secret
+from .logs import LOG_PRESETS, LogPattern, LogsTarget, window_seconds
+from .postgres import Dsn, PostgresTarget, SqlQuery
+from .redis import QUEUE_LAYOUTS, RedisQueue, RedisTarget
+from .selection import check_schedule, check_selection
+from .sqlite import SqliteTarget, table_levels
+from .thresholds import Threshold
+
+__all__ = [
+    "COMPONENTS",
+    "COMPONENT_MODELS",
+    "LOG_PRESETS",
+    "QUEUE_LAYOUTS",
+    "BackupKind",
+    "BackupTarget",
+    "Config",
+    "ConfigError",
+    "Direction",
+    "Dsn",
+    "Duration",
+    "HostTarget",
+    "HttpTarget",
+    "InlineLevels",
+    "Inventory",
+    "JsonValue",
+    "Limit",
+    "LimitWithTargets",
+    "LogPattern",
+    "LogsTarget",
+    "NumberLimit",
+    "PostgresTarget",
+    "RedisQueue",
+    "RedisTarget",
+    "RestoreQuery",
+    "RestoreTest",
+    "S3Location",
+    "Schedule",
+    "Settings",
+    "SqlQuery",
+    "SqliteTarget",
+    "Strict",
+    "Target",
+    "Threshold",
+    "check_schedule",
+    "check_selection",
+    "load",
+    "redact",
+    "secret",
+    "table_levels",
+    "window_seconds",
+]

@@ -1,0 +1,227 @@
+"""The inventory: ``[settings]`` and the targets of every registered component.
+
+A component is one schema module with its ``Target`` model, registered in ``COMPONENT_MODELS``;
+``Inventory`` and ``COMPONENTS`` are built from that table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AfterValidator, Field, ValidationError, create_model, field_validator
+
+from opscheck.checks import CATEGORIES, SCHEDULES
+
+from .backup import BackupTarget
+from .base import Duration, Strict, Target, not_empty
+from .errors import Loc, close_to, line, shown, translate
+from .host import HostTarget
+from .http import HttpTarget
+from .logs import LogsTarget
+from .postgres import PostgresTarget
+from .redis import RedisTarget
+from .sqlite import SqliteTarget
+
+# Component name -> its target model: `[[host]]` tables validate as HostTarget. The name is also
+# the pytest marker, the suites/ folder and the first part of its check keys and check ids.
+COMPONENT_MODELS: dict[str, type[Target]] = {
+    "host": HostTarget,
+    "http": HttpTarget,
+    "postgres": PostgresTarget,
+    "redis": RedisTarget,
+    "sqlite": SqliteTarget,
+    "logs": LogsTarget,
+    "backup": BackupTarget,
+}
+COMPONENTS = tuple(COMPONENT_MODELS)
+
+# A custom schedule becomes a pytest marker, selected with `-m every-2h`: no name pytest or
+# opscheck already gives a meaning to, and none of the words of a -m expression.
+_MARKERS = {
+    **dict.fromkeys(SCHEDULES, "a built-in schedule"),
+    **dict.fromkeys(CATEGORIES, "a category"),
+    **dict.fromkeys(COMPONENTS, "a component"),
+    **dict.fromkeys(("restore", "applies_to", "for_each"), "an opscheck marker"),
+    **dict.fromkeys(("skip", "skipif", "xfail", "parametrize", "usefixtures"), "a pytest marker"),
+    **dict.fromkeys(("filterwarnings", "timeout", "tryfirst", "trylast"), "a pytest marker"),
+    **dict.fromkeys(("and", "or", "not"), "a word of -m expressions"),
+}
+
+
+def _custom_schedule(name: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+        raise ValueError(
+            "expected a schedule name of lowercase letters, digits, - and _ (it becomes a "
+            f"marker: pytest -m NAME), got {name!r}"
+        )
+    if name in _MARKERS:
+        raise ValueError(f"expected a new schedule name, got {name!r} ({_MARKERS[name]})")
+    return name
+
+
+def _no_duplicates(names: list[str]) -> list[str]:
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"duplicate schedule {name!r}")
+    return names
+
+
+class Settings(Strict):
+    timeout: Duration = 5.0
+    # Custom schedules (`every-2h`): markers beside the built-in ones, for targets and checks.
+    schedules: Annotated[
+        list[Annotated[str, AfterValidator(_custom_schedule)]], AfterValidator(_no_duplicates)
+    ] = Field(default_factory=list)
+    # Check id -> the schedules it runs in, instead of its own.
+    schedule: dict[
+        str,
+        Annotated[
+            list[str], not_empty("schedule", "to switch a check off, list it in settings.skip")
+        ],
+    ] = Field(default_factory=dict)
+    # Check ids switched off for every target.
+    skip: list[str] = Field(default_factory=list)
+
+    @field_validator("skip")
+    @classmethod
+    def _unique_skip(cls, ids: list[str]) -> list[str]:
+        for check in ids:
+            if ids.count(check) > 1:
+                raise ValueError(f"duplicate check id {check!r}")
+        return ids
+
+
+class InventoryBase(Strict):
+    settings: Settings = Field(default_factory=Settings)
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, component: str) -> list[Any]: ...
+
+
+if TYPE_CHECKING:
+    Inventory = InventoryBase
+else:
+    Inventory = create_model(
+        "Inventory",
+        __base__=InventoryBase,
+        __module__=__name__,
+        **{
+            name: (list[model], Field(default_factory=list))
+            for name, model in COMPONENT_MODELS.items()
+        },
+    )
+
+
+@dataclass
+class Parsed:
+    """An inventory as far as it validated: the entries that did, by their index, and a line for
+    each mistake. Mistakes of one target leave the others checked, so every one is reported."""
+
+    file: str
+    settings: Settings | None = field(default_factory=Settings)  # None: it has mistakes
+    targets: dict[str, list[tuple[int, Target]]] = field(default_factory=dict)
+    names: dict[str, list[str]] = field(default_factory=dict)  # every name written, valid or not
+    problems: list[str] = field(default_factory=list)
+
+    def each(self) -> Iterator[tuple[Loc, Target]]:
+        for component, entries in self.targets.items():
+            for index, target in entries:
+                yield (component, index), target
+
+    def inventory(self) -> InventoryBase:
+        values: dict[str, Any] = {c: [t for _, t in self.targets.get(c, [])] for c in COMPONENTS}
+        values["settings"] = self.settings or Settings()
+        return Inventory.model_construct(**values)
+
+
+def validate(file: str, raw: dict[str, Any], unset: list[Loc]) -> Parsed:
+    """Validate each table of the inventory on its own, then what ties them together.
+
+    ``unset``: locations holding a ``${VAR}`` that is not set, already reported.
+    """
+    parsed = Parsed(file)
+    known = ["settings", *COMPONENTS]
+    for key, value in raw.items():
+        if key == "settings":
+            parsed.settings = _entry(parsed, Settings, value, ("settings",), unset)
+        elif key in COMPONENT_MODELS:
+            if not isinstance(value, list):
+                message = f"expected [[{key}]] tables (a list), got a single [{key}] table"
+                parsed.problems.append(line(file, (key,), message))
+                continue
+            parsed.names[key] = [
+                e["name"] for e in value if isinstance(e, dict) and isinstance(e.get("name"), str)
+            ]
+            entries = parsed.targets.setdefault(key, [])
+            for index, entry in enumerate(value):
+                target = _entry(parsed, COMPONENT_MODELS[key], entry, (key, index), unset)
+                if target is not None:
+                    entries.append((index, target))
+        else:
+            close = close_to(key, known)
+            hint = f"did you mean {close!r}?" if close else f"expected one of: {', '.join(known)}"
+            parsed.problems.append(line(file, (key,), f"unknown table ({hint})"))
+    parsed.problems += _duplicate_names(parsed)
+    parsed.problems += _host_references(parsed)
+    parsed.problems += _schedule_names(parsed)
+    return parsed
+
+
+def _entry(parsed: Parsed, model: type[Any], value: Any, loc: Loc, unset: list[Loc]) -> Any:
+    if not isinstance(value, dict):
+        parsed.problems.append(line(parsed.file, loc, f"expected a table, got {shown(value)}"))
+        return None
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        parsed.problems += translate(parsed.file, model, exc, loc, unset)
+        return None
+
+
+def _duplicate_names(parsed: Parsed) -> Iterator[str]:
+    for component, entries in parsed.targets.items():
+        seen: dict[str, int] = {}
+        for index, target in entries:
+            if target.name in seen:
+                message = (
+                    f"duplicate target name {target.name!r} (also {component}[{seen[target.name]}])"
+                )
+                yield line(parsed.file, (component, index, "name"), message)
+            seen.setdefault(target.name, index)
+
+
+def _host_references(parsed: Parsed) -> Iterator[str]:
+    """A ``host = "name"`` reference names a ``[[host]]`` target of this inventory."""
+    hosts = list(dict.fromkeys(parsed.names.get("host", [])))
+    for loc, target in parsed.each():
+        wanted = getattr(target, "host", None)
+        if isinstance(wanted, str) and wanted not in hosts:
+            message = f"no [[host]] target named {wanted!r} (known: {', '.join(hosts) or 'none'})"
+            yield line(parsed.file, (*loc, "host"), message)
+
+
+def _schedule_names(parsed: Parsed) -> Iterator[str]:
+    """Schedules named in ``settings.schedule`` and by targets are built-in or declared."""
+    if parsed.settings is None:  # its own mistakes are reported; custom names are unknown
+        return
+    known = [*SCHEDULES, *parsed.settings.schedules]
+    choices = ", ".join(repr(s) for s in known)
+    named: list[tuple[Loc, list[str]]] = [
+        (("settings", "schedule", check), names)
+        for check, names in parsed.settings.schedule.items()
+    ]
+    named += [((*loc, "schedules"), t.schedules) for loc, t in parsed.each() if t.schedules]
+    for loc, names in named:
+        for index, name in enumerate(names):
+            if name not in known:
+                close = close_to(name, known)
+                hint = f" (did you mean {close!r}?)" if close else ""
+                message = (
+                    f"expected a schedule: {choices} or one declared in settings.schedules, "
+                    f"got {name!r}{hint}"
+                )
+                yield line(parsed.file, (*loc, index), message)

@@ -1,0 +1,29 @@
+"""``[[sqlite]]``: an application's SQLite file, here or on a ``[[host]]``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import Field
+
+from .base import Duration, InlineLevels, NumberLimit, Target
+
+
+def table_levels(limit: NumberLimit) -> NumberLimit:
+    """A table's levels as judged: ``direction = "above"`` alone drops the default "crit below
+    1 row" (``events = { warn = 10000, direction = "above" }`` watches growth only)."""
+    if limit.direction == "above" and "crit" not in limit.model_fields_set:
+        return limit.model_copy(update={"crit": None})
+    return limit
+
+
+class SqliteTarget(Target):
+    path: str = Field(min_length=1)
+    host: str | None = None  # a [[host]] target the file lives on; default: this machine
+    tables: dict[str, NumberLimit] = Field(default_factory=dict)
+    # PRAGMA integrity_check and COUNT(*) read every page: minutes on a big file, not seconds.
+    query_timeout: Duration = 60.0
+
+    def inline_levels(self) -> Iterator[InlineLevels]:
+        for table, limit in self.tables.items():
+            yield InlineLevels("sqlite.table_rows", ("tables", table), table_levels(limit))

@@ -1,0 +1,69 @@
+"""opscheck's command-line options, loaded by pytest before it reads any file.
+
+Registered as a ``pytest11`` entry point (``pip install -e .``), so pytest knows ``--inventory
+PATH`` while it parses the command line: without it, pytest takes ``PATH`` for a test path, roots
+the run there and never finds opscheck's pytest.ini. A plain ``pytest`` run that is plainly an
+opscheck run (an opscheck option or ``$OPSCHECK_INVENTORY`` given, or an ``inventory.toml`` in a
+folder without a pytest configuration of its own) but was rooted elsewhere is run again with
+opscheck's checkout as its root, exactly as the ``opscheck`` command runs it. Nothing else
+happens in other projects' runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+_OPTIONS = ("inventory", "thresholds", "reports_dir", "json_report", "archive", "fail_on_warn")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("opscheck", "opscheck operations checks")
+    group.addoption(
+        "--inventory",
+        metavar="PATH",
+        help="targets to check (default: $OPSCHECK_INVENTORY, else ./inventory.toml)",
+    )
+    group.addoption(
+        "--thresholds",
+        metavar="PATH",
+        help="limits (default: $OPSCHECK_THRESHOLDS, else ./thresholds.toml when present)",
+    )
+    group.addoption(
+        "--fail-on-warn",
+        action="store_true",
+        help="a WARN verdict fails the test (default: it passes and is reported)",
+    )
+    group.addoption(
+        "--archive",
+        action="store_true",
+        help="write HTML, JUnit and JSON reports to REPORTS_DIR/YYYY-MM-DD/",
+    )
+    group.addoption(
+        "--reports-dir",
+        metavar="DIR",
+        default=None,
+        help="where --archive writes (default: $OPSCHECK_REPORTS_DIR, else ./reports)",
+    )
+    group.addoption("--json-report", metavar="PATH", help="also write the results as JSON here")
+
+
+def _is_opscheck_run(config: pytest.Config) -> bool:
+    if any(config.getoption(name) for name in _OPTIONS) or os.environ.get("OPSCHECK_INVENTORY"):
+        return True
+    here = config.invocation_params.dir
+    return config.inipath is None and (here / "inventory.toml").is_file()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Re-run a misrooted opscheck run from opscheck's checkout (see the module docstring)."""
+    if hasattr(config, "workerinput"):
+        return None  # an xdist worker: its controller chose the root
+    from opscheck import cli
+
+    ini = cli.checkout_ini()
+    if ini is None or config.inipath == ini or not _is_opscheck_run(config):
+        return None
+    return cli.run(list(config.invocation_params.args), rerun=True)
