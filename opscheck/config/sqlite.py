@@ -24,6 +24,10 @@ class SqliteTarget(Target):
     # PRAGMA integrity_check and COUNT(*) read every page: minutes on a big file, not seconds.
     query_timeout: Duration = 60.0
 
+    def levels(self, table: str) -> NumberLimit:
+        """The levels ``table``'s row count is judged by (see ``table_levels``)."""
+        return table_levels(self.tables[table])
+
     def inline_levels(self) -> Iterator[InlineLevels]:
-        for table, limit in self.tables.items():
-            yield InlineLevels("sqlite.table_rows", ("tables", table), table_levels(limit))
+        for table in self.tables:
+            yield InlineLevels("sqlite.table_rows", ("tables", table), self.levels(table))

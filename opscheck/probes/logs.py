@@ -335,17 +335,6 @@ def file_spans(source: LogSource) -> list[Measurement]:
     return measured
 
 
-def pattern_limit(pattern: LogPattern) -> LogPattern:
-    """A pattern's levels: a pattern that sets warn or crit is judged by its own levels alone
-    (``crit = 10`` does not keep the default "warn above 0"); one that sets neither, by
-    ``logs.pattern_lines`` of thresholds.toml (default: any match warns)."""
-    given = pattern.model_fields_set & {"warn", "crit"}
-    if given and given != {"warn", "crit"}:
-        missing = "crit" if "warn" in given else "warn"
-        return pattern.model_copy(update={missing: None})
-    return pattern
-
-
 # -- fail2ban ---------------------------------------------------------------------------------
 
 

@@ -15,7 +15,6 @@ import time
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote
 
-from opscheck.config import NumberLimit
 from opscheck.judge import Measurement, ProbeError
 from opscheck.session import Unreachable
 from opscheck.units import format_value
@@ -225,10 +224,3 @@ def row_count(db: Database, table: str) -> Measurement:
         raise ProbeError(f"{db.path}: {exc} (see test_integrity_check_ok)") from None
     count = int(rows[0])
     return Measurement(count, subject=table, text=f"{count} rows")
-
-
-def row_limit(limit: NumberLimit) -> NumberLimit:
-    """A table's levels: ``direction = "above"`` alone drops the default "crit below 1 row"."""
-    if limit.direction == "above" and "crit" not in limit.model_fields_set:
-        return limit.model_copy(update={"crit": None})
-    return limit

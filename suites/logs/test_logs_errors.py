@@ -22,6 +22,4 @@ pytestmark = [
 def test_error_lines_within_limits(logs, pattern, limits):
     """Lines matching each error pattern in its window (default: the last 24 h) stay within
     its levels; the report lists the top repeated messages (`sort | uniq -c | sort -nr`)."""
-    limits.check(
-        "logs.pattern_lines", probes.pattern_lines(logs, pattern), probes.pattern_limit(pattern)
-    )
+    limits.check("logs.pattern_lines", probes.pattern_lines(logs, pattern), pattern.levels())

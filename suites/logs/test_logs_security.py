@@ -22,6 +22,4 @@ pytestmark = [
 def test_security_lines_within_limits(logs, pattern, limits):
     """Failed logins, rate limiting, attack patterns, sudo use: lines matching each security
     pattern in its window stay within its levels; the report lists who and what repeats."""
-    limits.check(
-        "logs.pattern_lines", probes.pattern_lines(logs, pattern), probes.pattern_limit(pattern)
-    )
+    limits.check("logs.pattern_lines", probes.pattern_lines(logs, pattern), pattern.levels())
