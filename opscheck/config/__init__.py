@@ -31,7 +31,6 @@ from .loading import Config, load, secret
 from .logs import LOG_PRESETS, LogPattern, LogsTarget, window_seconds
 from .postgres import Dsn, PostgresTarget, SqlQuery
 from .redis import QUEUE_LAYOUTS, RedisQueue, RedisTarget
-from .selection import check_schedule, check_selection
 from .sqlite import SqliteTarget, table_levels
 from .thresholds import Threshold
 
@@ -70,8 +69,6 @@ __all__ = [
     "Strict",
     "Target",
     "Threshold",
-    "check_schedule",
-    "check_selection",
     "load",
     "redact",
     "secret",

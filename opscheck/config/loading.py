@@ -100,7 +100,7 @@ def load(
     """Read and validate both files; ``None`` means that file is absent and defaults apply.
 
     ``check_ids`` (``<component>.<test name without test_>`` of the suites), when given, also
-    validates the checks the inventory names (see ``check_selection``).
+    validates the check ids the inventory names (``selection.selection_problems``).
 
     Raises ``ConfigError`` with one line per mistake, naming the file, the key and what was
     expected; the values of ``${VAR}`` references never appear in it.

@@ -4,13 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from typing import TYPE_CHECKING
 
-from .errors import ConfigError, Loc, close_to, line, redact
-from .inventory import COMPONENTS, Parsed
-
-if TYPE_CHECKING:
-    from .loading import Config
+from .errors import Loc, close_to, line
+from .inventory import Parsed
 
 
 def _unknown(check: str, known: Collection[str]) -> str:
@@ -42,17 +38,3 @@ def selection_problems(parsed: Parsed, check_ids: Collection[str]) -> Iterator[s
                 else:
                     message = _unknown(check, own)
                 yield line(file, where, message)
-
-
-def check_selection(loaded: Config, check_ids: Collection[str]) -> None:
-    """Every check id the inventory names exists (``check_ids``: those of the suites) and
-    belongs to the component of the target that names it; raises with a line for each."""
-    parsed = Parsed(loaded.inventory_file, loaded.inventory.settings)
-    for component in COMPONENTS:
-        parsed.targets[component] = list(enumerate(loaded.targets(component)))
-    problems = list(selection_problems(parsed, check_ids))
-    if problems:
-        raise ConfigError(redact("\n".join(problems), loaded.secrets))
-
-
-check_schedule = check_selection  # its name before targets could select checks too
