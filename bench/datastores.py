@@ -1,22 +1,33 @@
-"""PostgreSQL and Redis checks on the demo stack: opscheck vs psql/redis-cli and check_postgres.
+"""PostgreSQL and Redis checks on the demo stack: opscheck vs check_postgres and psql/redis-cli.
 
     .venv/bin/python bench/datastores.py [--runs 5]
 
-Times, best and median of N runs, on the same servers and the same least-privilege users:
-- ``pytest suites/postgres suites/redis`` (every schedule: all PostgreSQL and Redis checks);
-- the runbook way: one ``psql -c`` / ``redis-cli`` process per check, as an operator types them;
-- check_postgres (Debian ``check-postgres``), one process per equivalent action, if installed.
-Prints a Markdown table for bench/RESULTS.md.
+Whole processes on the same servers, as the same least-privilege users, run in turn (one of each
+per round, so that a busy machine slows every side alike):
+- ``pytest suites/postgres`` (every schedule: all PostgreSQL checks) against check_postgres
+  (Debian ``check-postgres``), one process per equivalent action: the issue's goal is a ratio
+  of at most 0.3;
+- ``pytest suites/postgres suites/redis`` against the runbook way, one ``psql -c`` /
+  ``redis-cli`` process per line, as an operator types them.
+Prints a Markdown table for bench/RESULTS.md (wall time best and median, CPU time median), the
+ratio of the medians, and how many statements opscheck sent PostgreSQL.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shlex
 import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
-from _timing import demo_stack, print_table, timed
+from _timing import REPO, demo_stack
 
 from opscheck.testbed.demo import Stack
 
@@ -61,9 +72,32 @@ CHECK_POSTGRES_ACTIONS = {  # action -> its warning level, set loose: we time, n
     "hitratio": "90%",
     "txn_wraparound": "1300000000",
 }
+OPSCHECK_PG = "opscheck: pytest suites/postgres (all schedules)"
+CHECK_POSTGRES = "check_postgres, one process per action (11 actions)"
+
+# Counts the statements the checks send (a plugin of the timed-once extra run, not of the timed).
+_COUNTER = """\
+import psycopg
+
+SENT = []
+_execute = psycopg.Connection.execute
+
+
+def _counted(self, query, *args, **kwargs):
+    SENT.append(query)
+    return _execute(self, query, *args, **kwargs)
+
+
+psycopg.Connection.execute = _counted
+
+
+def pytest_unconfigure(config):
+    print(f"statements sent: {len(SENT)}")
+"""
 
 
 def scripts(s: Stack) -> dict[str, str]:
+    """The shell scripts to time against opscheck: the runbook lines and check_postgres."""
     pg = f"-h 127.0.0.1 -p {s.pg.port} -U opscheck"
     redis = f'redis-cli -p {s.redis.port} --user opscheck --pass "$OPSCHECK_DEMO_REDIS_PASSWORD"'
     runbook = [f"psql {pg} -d app -Atc {shlex.quote(q)}" for q in PSQL_LINES]
@@ -75,8 +109,43 @@ def scripts(s: Stack) -> dict[str, str]:
             f"check_postgres --action={a} {connect}" + (f" --warning={w}" if w else "")
             for a, w in CHECK_POSTGRES_ACTIONS.items()
         ]
-        found["check_postgres, one process per action (PostgreSQL only)"] = "\n".join(actions)
+        found[CHECK_POSTGRES] = "\n".join(actions)
     return found
+
+
+def interleaved(
+    commands: dict[str, list[str]], runs: int, env: dict[str, str]
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall and CPU (user + system, children included) seconds of each command, ``runs`` rounds
+    of one run each in turn."""
+    times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in commands}
+    for _ in range(runs):
+        for name, command in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=False, cwd=REPO, env=env)
+            wall = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            times[name][0].append(wall)
+            times[name][1].append(cpu)
+    return times
+
+
+def statements(command: list[str], env: dict[str, str]) -> str:
+    """How many statements one run of the PostgreSQL checks sends (psycopg's execute calls)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "opscheck_bench_counter.py").write_text(_COUNTER)
+        path = os.pathsep.join(filter(None, [tmp, env.get("PYTHONPATH")]))
+        done = subprocess.run(
+            [*command, "-p", "opscheck_bench_counter", "-s"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+            env={**env, "PYTHONPATH": path},
+        )
+    return next((line for line in done.stdout.splitlines() if "statements sent" in line), "?")
 
 
 def main() -> None:
@@ -84,15 +153,35 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with demo_stack() as (s, path, env):
-        command = [sys.executable, "-m", "pytest", "-q", "suites/postgres", "suites/redis"]
-        rows = {
-            "opscheck: pytest suites/postgres suites/redis (all schedules)": timed(
-                [*command, "--inventory", str(path)], args.runs, env
-            )
+        pytest = [sys.executable, "-m", "pytest", "-q", "--inventory", str(path)]
+        commands = {
+            OPSCHECK_PG: [*pytest, "suites/postgres"],
+            "opscheck: pytest suites/postgres suites/redis (all schedules)": [
+                *pytest,
+                "suites/postgres",
+                "suites/redis",
+            ],
         }
-        for name, script in scripts(s).items():
-            rows[name] = timed(["bash", "-c", script], args.runs, env)
-    print_table(rows)
+        commands |= {name: ["bash", "-c", script] for name, script in scripts(s).items()}
+        times = interleaved(commands, args.runs, env)
+        sent = statements(commands[OPSCHECK_PG], env)
+    print("| what | runs | best | median | CPU (median) |")
+    print("|---|---|---|---|---|")
+    for name, (wall, cpu) in times.items():
+        print(
+            f"| {name} | {len(wall)} | {min(wall):.2f} s | {statistics.median(wall):.2f} s "
+            f"| {statistics.median(cpu):.2f} s |"
+        )
+    print()
+    print(f"PostgreSQL checks: {sent}")
+    if CHECK_POSTGRES in times:
+        ours, theirs = (statistics.median(times[n][0]) for n in (OPSCHECK_PG, CHECK_POSTGRES))
+        print(
+            f"opscheck {ours:.2f} s / check_postgres {theirs:.2f} s = {ours / theirs:.2f} "
+            "(medians; goal <= 0.3)"
+        )
+    else:
+        print("check_postgres is not installed (apt-get install check-postgres): no ratio")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,16 @@ import os
 
 import pytest
 
-_OPTIONS = ("inventory", "thresholds", "reports_dir", "json_report", "archive", "fail_on_warn")
+_OPTIONS = (
+    "inventory",
+    "thresholds",
+    "reports_dir",
+    "json_report",
+    "archive",
+    "fail_on_warn",
+    "shard",
+    "run_id",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,6 +56,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where --archive writes (default: $OPSCHECK_REPORTS_DIR, else ./reports)",
     )
     group.addoption("--json-report", metavar="PATH", help="also write the results as JSON here")
+    group.addoption(
+        "--shard",
+        metavar="I/N",
+        help="check only shard I of N (0 <= I < N) of the targets, for N runners of one run "
+        "(default: $OPSCHECK_SHARD, else $JOB_COMPLETION_INDEX of $OPSCHECK_SHARD_COUNT); "
+        "opscheck-merge joins their reports",
+    )
+    group.addoption(
+        "--run-id",
+        metavar="ID",
+        help="the same on every shard of one run, recorded in its reports "
+        "(default: $OPSCHECK_RUN_ID)",
+    )
+    group.addoption(
+        "--concurrency",
+        metavar="N",
+        type=int,
+        default=16,
+        dest="measure_workers",
+        help="checks measured at once, ahead of their tests (default 16; 1: one at a time)",
+    )
+    group.addoption(
+        "--concurrency-per-target",
+        metavar="N",
+        type=int,
+        default=4,
+        dest="measure_per_target",
+        help="checks of one target measured at once, over its one connection (default 4)",
+    )
 
 
 def _is_opscheck_run(config: pytest.Config) -> bool:

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from opscheck import config as cfg
+from opscheck import measure
 from opscheck.checks import CATEGORIES, SCHEDULES
 from opscheck.judge import Limits, ProbeError
 from opscheck.probes import NotApplicable
-from opscheck.session import Run
+from opscheck.session import Run, TargetDown
 
 # The fixtures that hand tests their targets, one module per component (in the checkout).
 pytest_plugins = [
@@ -25,10 +26,15 @@ pytest_plugins = [
     "fixtures.sqlite",
     "fixtures.logs",
     "fixtures.backup",
+    "opscheck.shard",  # --shard I/N: this runner's slice of the targets
+    "opscheck.xdist_target",  # -n N: a target's tests on one worker
+    "opscheck.outage",  # a mass outage: one line per unreachable target, printed in seconds
 ]
 
 CONFIG_KEY = pytest.StashKey[cfg.Config]()
 RUN_KEY = pytest.StashKey[Run]()
+TOLD_KEY = pytest.StashKey[set[str]]()  # targets down whose real error a failure has given
+RUNS_KEY = pytest.StashKey[set[tuple[str, str | None]]]()
 
 
 def _config_path(config: pytest.Config, option: str, env: str, default: str) -> Path | None:
@@ -98,6 +104,7 @@ def _suite_check_ids(config: pytest.Config) -> set[str]:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    measure.stop(config)
     if RUN_KEY in config.stash:
         config.stash[RUN_KEY].close()
 
@@ -234,12 +241,51 @@ def limits(request: pytest.FixtureRequest, opscheck_run: Run) -> Limits:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Start measuring every collected check at once (opscheck.measure); pytest then runs the
+    tests in order, each judging its value as it arrives."""
+    if session.config.option.collectonly or session.testsfailed:
+        return
+    measure.start(session.config, session.config.stash[RUN_KEY], session.items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A check measured ahead judges what was measured instead of running again."""
+    return True if measure.call(pyfuncitem) else None
+
+
+def _checks_run(session: pytest.Session) -> set[tuple[str, str | None]]:
+    """(test function, target) of every test of the run, worked out once."""
+    if RUNS_KEY not in session.stash:
+        session.stash[RUNS_KEY] = {
+            (getattr(i, "originalname", i.name), target_of(i)) for i in session.items
+        }
+    return session.stash[RUNS_KEY]
+
+
+def _down(item: pytest.Item, down: TargetDown) -> str:
+    """The failure line of a check whose target is down. Its connectivity check gives the real
+    error and the others point to it; when that check is not in the run (``-k``, one suite),
+    the first of them in the run gives the real error instead."""
+    name = getattr(item, "originalname", item.name)
+    told = item.config.stash.setdefault(TOLD_KEY, set())
+    first = name != down.connectivity_test and down.name not in told
+    if first and (down.connectivity_test, down.name) not in _checks_run(item.session):
+        name = down.connectivity_test
+    told.add(down.name)
+    return down.message(name)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A probe that cannot measure fails its test with its one-line reason, no traceback; one
     that finds nothing to measure (no replica, AOF off) skips it with the reason."""
     try:
         return (yield)
+    except TargetDown as down:
+        raise pytest.fail.Exception(_down(item, down), pytrace=False) from None
     except (ProbeError, NotApplicable) as exc:
         target = target_of(item)
         message = f"{target}: {exc}" if target else str(exc)

@@ -8,7 +8,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from opscheck import shard as sharding
 from opscheck.checks import CATEGORIES, SCHEDULES
 from opscheck.config import Config
 from opscheck.judge import Record, records_of
+from opscheck.measure import MEASURED_SECONDS
 
 SCHEMA_VERSION = 1  # of the JSON report: opscheck/schema/report.schema.json
 
@@ -72,15 +74,20 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 class Archive:
-    """Reserve ``<dir>/YYYY-MM-DD/<schedule>-<HHMMSS>`` (UTC) without ever reusing a name."""
+    """Reserve ``<dir>/YYYY-MM-DD/<schedule>-<HHMMSS><suffix>`` (UTC) without ever reusing a name.
 
-    def __init__(self, root: Path, schedule: str) -> None:
-        now = datetime.now(UTC)
+    ``suffix`` names a shard's files (``.shard-1-of-4``); ``when`` files a merged run under the
+    time it started (default: now)."""
+
+    def __init__(
+        self, root: Path, schedule: str, suffix: str = "", when: datetime | None = None
+    ) -> None:
+        now = when or datetime.now(UTC)
         self.day = root / now.strftime("%Y-%m-%d")
         self.day.mkdir(parents=True, exist_ok=True)
         base, number = f"{schedule}-{now:%H%M%S}", 1
         while True:
-            self.stem = base if number == 1 else f"{base}-{number}"
+            self.stem = (base if number == 1 else f"{base}-{number}") + suffix
             self._lock = self.day / f".{self.stem}.lock"
             taken = any(self.final(ext).exists() for ext in ("html", "xml", "json"))
             if not taken:
@@ -110,6 +117,21 @@ class Archive:
         self._lock.unlink(missing_ok=True)
 
 
+def counts(results: Iterable[dict[str, Any]]) -> Counter[str]:
+    """Tests per outcome, from JSON report entries."""
+    return Counter(r.get("outcome", "error") for r in results)
+
+
+def by_category(results: Iterable[dict[str, Any]]) -> dict[str, Counter[str]]:
+    """Tests per outcome per category (the runbooks' checklist), from JSON report entries."""
+    table: dict[str, Counter[str]] = defaultdict(Counter)
+    for result in results:
+        for category in (result.get("category") or "uncategorised").split():
+            table[category][result.get("outcome", "error")] += 1
+    order = [*CATEGORIES, "uncategorised"]
+    return {c: table[c] for c in order if c in table}
+
+
 def schedule_name(markexpr: str) -> str:
     words = markexpr.replace("(", " ").replace(")", " ").split()
     chosen = [w for w in words if w in SCHEDULES]
@@ -134,7 +156,11 @@ class Reporter:
                 or os.environ.get("OPSCHECK_REPORTS_DIR")
                 or config.invocation_params.dir / "reports"
             )
-            self.archive = Archive(root, schedule_name(config.option.markexpr or ""))
+            self.archive = Archive(
+                root,
+                schedule_name(config.option.markexpr or ""),
+                suffix=shard.suffix if (shard := sharding.of(config)) else "",
+            )
             config.option.htmlpath = str(self.archive.partial("html"))
             config.option.self_contained_html = True
             config.option.xmlpath = str(self.archive.partial("xml"))
@@ -145,7 +171,10 @@ class Reporter:
         if not any(k == "check_id" for k, _ in report.user_properties):
             return  # not an opscheck check (e.g. a plain test beside the suites)
         entry = self._results.setdefault(report.nodeid, {"id": report.nodeid, "duration": 0.0})
-        entry["duration"] = round(entry["duration"] + report.duration, 3)
+        # A check measured ahead (opscheck.measure): its call waited for the measurement; the
+        # time the check took is the measurement's.
+        took = dict(report.user_properties).get(MEASURED_SECONDS) if report.when == "call" else None
+        entry["duration"] = round(entry["duration"] + (took or report.duration), 3)
         props = _props(report)
         for key in ("check_id", "target", "schedule", "category"):
             entry.setdefault(key, props.get(key, ""))
@@ -183,15 +212,10 @@ class Reporter:
         logxml.node_reporter(report).append(node)
 
     def counts(self) -> Counter[str]:
-        return Counter(r.get("outcome", "error") for r in self._results.values())
+        return counts(self._results.values())
 
     def by_category(self) -> dict[str, Counter[str]]:
-        table: dict[str, Counter[str]] = defaultdict(Counter)
-        for result in self._results.values():
-            for category in (result.get("category") or "uncategorised").split():
-                table[category][result.get("outcome", "error")] += 1
-        order = [*CATEGORIES, "uncategorised"]
-        return {c: table[c] for c in order if c in table}
+        return by_category(self._results.values())
 
     # -- the terminal -----------------------------------------------------------------------
 
@@ -207,7 +231,7 @@ class Reporter:
         for category, counts in self.by_category().items():
             cells = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o])
             terminalreporter.write_line(f"{category:<14} {cells}")
-        if self.checked_nothing():
+        if self.checked_nothing() and not sharding.excused(self._config):
             terminalreporter.write_line(
                 f"opscheck: nothing was checked: all {len(self._results)} selected checks were "
                 "skipped (exit code 5)",
@@ -274,7 +298,8 @@ class Reporter:
 
     @pytest.hookimpl(trylast=True, hookwrapper=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
-        if self._controller and self.checked_nothing() and session.exitstatus == 0:
+        nothing = self.checked_nothing() and not sharding.excused(self._config)  # see shard.py
+        if self._controller and nothing and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
         # Innermost wrapper: pytest-html and junitxml have written their files when we resume,
         # and the terminal summary (which prints their paths) has not run yet.
@@ -319,4 +344,5 @@ class Reporter:
             "summary": {o: counts[o] for o in OUTCOMES},
             "by_category": {c: dict(n) for c, n in self.by_category().items()},
             "tests": list(self._results.values()),
+            **sharding.report_fields(self._config),  # run_id, shard: opscheck.shard
         }

@@ -28,6 +28,21 @@ class Unreachable(Exception):
     """Connecting to a target failed; the message is the real error, redacted."""
 
 
+class TargetDown(Exception):
+    """A check needed a target that cannot be reached: the target's connectivity test fails with
+    the real error, its other checks at once, pointing to it (see ``message``)."""
+
+    def __init__(self, name: str, error: str, connectivity_test: str) -> None:
+        super().__init__(f"{name}: unreachable: {error}")
+        self.name, self.error, self.connectivity_test = name, error, connectivity_test
+
+    def message(self, test: str) -> str:
+        """The failure line of ``test`` (a test function's name) of this target."""
+        if test == self.connectivity_test:
+            return f"{self.name}: unreachable: {self.error}"
+        return f"{self.name}: unreachable (see {self.connectivity_test}[{self.name}]): {self.error}"
+
+
 class Run:
     """What a test run shares: the validated config and the live connections of each target."""
 
@@ -37,16 +52,18 @@ class Run:
         self._errors: dict[tuple[str, str], str] = {}
         self._closers: list[Callable[[], None]] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        # Probes may one day measure ahead of the tests, several at once: a target still opens
-        # once. Reentrant: opening a target may open the [[host]] it lives on.
-        self._lock = threading.RLock()
+        # Checks measure ahead of their tests, several at once (opscheck.measure): each target
+        # still opens once, under its own lock; opening one may open the [[host]] it lives on.
+        self._lock = threading.Lock()
+        self._opening: dict[tuple[str, str], threading.Lock] = {}
 
     @property
     def tmpdir(self) -> Path:
         """A private scratch folder for the run (ssh control sockets and the like)."""
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="opscheck-")
-        return Path(self._tmp.name)
+        with self._lock:  # hosts opening at once must not make two (one would be deleted)
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="opscheck-")
+            return Path(self._tmp.name)
 
     def timeout(self, target: Target) -> float:
         return float(target.timeout or self.config.inventory.settings.timeout)
@@ -55,22 +72,22 @@ class Run:
         self, component: str, target: TargetT, opener: Opener[TargetT, T], connectivity_test: str
     ) -> T:
         """Return the cached client of a target, opening it once (and closing it, when it has a
-        ``close()``, at the end of the run); fail at once if opening it failed."""
+        ``close()``, at the end of the run); raise ``TargetDown`` if opening it failed.
+
+        Checks of different targets open theirs at the same time; checks of one target wait for
+        its one opening (a dead target costs one timeout, not one per check)."""
         key = (component, target.name)
         with self._lock:
+            opening = self._opening.setdefault(key, threading.Lock())
+        with opening:
             if key in self._errors:
-                pytest.fail(
-                    f"{target.name}: unreachable (see {connectivity_test}[{target.name}]): "
-                    f"{self._errors[key]}",
-                    pytrace=False,
-                )
+                raise TargetDown(target.name, self._errors[key], connectivity_test)
             if key not in self._clients:
                 try:
                     opened = opener(target, self)
                 except Unreachable as exc:
                     self._errors[key] = str(exc)
-                    message = f"{target.name}: unreachable: {exc}"
-                    raise pytest.fail.Exception(message, pytrace=False) from None  # not chained
+                    raise TargetDown(target.name, str(exc), connectivity_test) from None
                 self._clients[key] = opened
                 close = getattr(opened, "close", None)
                 if callable(close):  # a session, a client, a database: closed at the end
@@ -111,6 +128,18 @@ class _Lazy:
         return getattr(self._open(), name)
 
 
+# Fixture name -> (component, opener, connectivity test) of every ``target_fixture``: what
+# opscheck.measure needs to hand a check its connection without pytest's fixture machinery.
+CONNECTIONS: dict[str, tuple[str, Opener[Any, Any], str]] = {}
+
+
+def lazy_connection(run: Run, name: str, params: dict[str, Any]) -> Any:
+    """The stand-in the fixture ``name`` hands a test with these parameters (its target)."""
+    component, opener, connectivity_test = CONNECTIONS[name]
+    target = params[f"{component}_target"]
+    return _Lazy(lambda: run.connect(component, target, opener, connectivity_test))
+
+
 def target_fixture(
     component: str,
     opener: Opener[TargetT, T],
@@ -126,11 +155,11 @@ def target_fixture(
         redis = target_fixture("redis", _open, "test_redis_reachable", "This test's client.")
     """
     argname = f"{component}_target"
+    name = name or component
+    CONNECTIONS[name] = (component, opener, connectivity_test)
 
     def fixture(opscheck_run: Run, **targets: TargetT) -> T:
-        target = targets[argname]
-        lazy = _Lazy(lambda: opscheck_run.connect(component, target, opener, connectivity_test))
-        return cast(T, lazy)
+        return cast(T, lazy_connection(opscheck_run, name, targets))
 
     # pytest reads a fixture's arguments from its signature: naming ``<component>_target`` there
     # is what parametrizes the test over the component's targets (plugin.pytest_generate_tests).
@@ -138,6 +167,6 @@ def target_fixture(
     fixture.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(arg, keyword) for arg in ("opscheck_run", argname)]
     )
-    fixture.__name__ = fixture.__qualname__ = name or component
+    fixture.__name__ = fixture.__qualname__ = name
     fixture.__doc__ = doc
-    return pytest.fixture(fixture, name=name or component)
+    return pytest.fixture(fixture, name=name)

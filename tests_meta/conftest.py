@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from opscheck.measure import IMPORTS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _libraries_imported_once() -> None:
+    """pytester's in-process runs restore sys.modules afterwards: a library first imported
+    inside one run is imported anew by the next, while modules that stay keep the old classes
+    (requests then fails with "You can only merge into CookieJar", cryptography with
+    "Unsupported GeneralName type"). Imported before any run, they stay for every run. (A
+    fixture, not module code: a misrooted `pytest` run in the checkout loads this conftest too.)
+    """
+    for module in {name for names in IMPORTS.values() for name in names} | {"boto3"}:
+        importlib.import_module(module)
+
 
 pytest_plugins = ["pytester"]
 

@@ -14,15 +14,19 @@ fail2ban: a real fail2ban needs its daemon, so the check is tested where the cli
 
 from __future__ import annotations
 
+import calendar
 import gzip
+import importlib.util
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -30,16 +34,31 @@ from typing import Any
 
 import pytest
 import testinfra
+import testinfra.host
 
 from opscheck import config as cfg
 from opscheck.config import LOG_PRESETS, LogsTarget
 from opscheck.judge import ProbeError
+from opscheck.probes import _logscan as scanner
 from opscheck.probes import logs as probes
 from opscheck.testbed.sshd import Sshd, host_block, toml_value
 
 LOGS = ("suites/logs",)
 HOUR = 3600.0
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
+
+
+def forget_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New testinfra hosts from here on: the host fixture gives a host's commands a copy of the
+    environment taken at its first use, and these tests change PATH (no grep, no python3, a
+    shim) for the commands of local:// after it was used."""
+    monkeypatch.setattr(testinfra.host.Host, "_host_cache", {})
+
+
+@pytest.fixture(autouse=True)
+def fresh_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own testinfra hosts (see forget_hosts)."""
+    forget_hosts(monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -665,6 +684,285 @@ def test_literal_prefilter_counts_exactly_what_the_regex_matches(tmp_path, monke
     assert counted["grep"] is (finder == "grep")
 
 
+# -- GNU grep counts: the regex it runs, the lines past the folded ones, the top messages ---------
+
+
+def grep_finds(ere: str, path: Path) -> set[int]:
+    """The lines (numbered from 0) of ``path`` that ``LC_ALL=C grep -a -E`` finds with ``ere``."""
+    ran = subprocess.run(
+        [b"grep", b"-a", b"-n", b"-E", b"-e", ere.encode("latin-1"), bytes(path)],
+        capture_output=True,
+        env={"LC_ALL": "C", "PATH": os.environ["PATH"]},
+        check=False,
+    )
+    assert ran.returncode in (0, 1), (ere, ran.stderr)
+    return {int(line.partition(b":")[0]) - 1 for line in ran.stdout.split(b"\n") if line}
+
+
+def random_regex(rng: random.Random, depth: int = 0) -> str:
+    """A Python regex built from what log patterns use: literals (grep's special characters
+    too), classes, anchors, word boundaries, lookarounds, groups with flags, alternatives, lazy,
+    greedy and possessive repeats, atomic groups."""
+    parts = []
+    for _ in range(rng.randint(1, 4)):
+        kind = rng.randrange(10)
+        if kind < 4:
+            atom = re.escape(rng.choice("abAB09 _-.:/[]^$\\|()*+?{}%'\"\txyzé"))
+        elif kind == 4:
+            atom = rng.choice([r"\d", r"\w", r"\s", r"\D", r"\W", r"\S", "."])
+        elif kind == 5:
+            atom = rng.choice(
+                ["[a-c]", "[^b]", r"[\]\-^]", r"[^\w.]", "[A-Z_]", r"[\d:]", "[^a-zA-Z]",
+                 r"[\x00-\x1f]", "[%-/]", r"[^\x00]", "[^-^]", r"[\x80-\xff]", r"[\[:]"]
+            )  # fmt: skip
+        elif kind == 6:
+            atom = rng.choice(["^", "$", r"\b", r"\B", r"\A", r"\Z", "(?=a)", "(?<!x)"])
+        elif depth < 2:
+            options = "|".join(random_regex(rng, depth + 1) for _ in range(rng.randint(1, 3)))
+            atom = rng.choice(["(", "(?:", "(?i:", "(?-i:", "(?>"]) + options + ")"
+        else:
+            atom = "a"
+        if rng.random() < 0.3:
+            atom += rng.choice(["*", "+", "?", "{1,3}", "{2}", "*?", "+?", "*+", "{0,2}", "{2,}"])
+        parts.append(atom)
+    return ("(?i)" if depth == 0 and rng.random() < 0.3 else "") + "".join(parts)
+
+
+GREP_REGEXES = [
+    *(regex for regex, _, _ in LOG_PRESETS.values()),
+    "ERROR", r"\bERROR\b", r"(?i)\berror\b", r"\bERROR\b|WARN(?:ING)?", r"(?i)user (\w+) from",
+    r"\d{3} \d+$", r"^\S+ GET", r"(?<=user )\w+", r"(a)\1", r"a\x00b", r"x*", r"[^\n]+",
+    r"(?s)a.b", r"(?x) a b  # verbose", r"a{2,}+b", r"(?>a|ab)c", r"^$", "é", r"\Aa|b\Z",
+]  # fmt: skip
+
+
+def test_grep_regex_finds_the_lines_the_python_regex_matches(tmp_path):
+    """What GNU grep runs on the host is translated from the Python regex: on random lines of
+    grep's special characters, NUL, CR, tab, bytes past ASCII and UTF-8, each translation exact
+    finds exactly the lines the Python regex matches, each wider one at least those."""
+    rng = random.Random(8)
+    alphabet = [bytes([b]) for b in b"abAB09 _-.:/[]^$\\|()*+?{}%'\"\t\rxyz\x00\xe9\x80"]
+    alphabet += ["é".encode(), b"error", b"ERROR", b"Error", b"user ", b"WARNING", b"GET"]
+    lines = [b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(500)]
+    path = tmp_path / "corpus.log"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    regexes = list(GREP_REGEXES)
+    while len(regexes) < 400:
+        regex = random_regex(rng)
+        try:
+            re.compile(regex.encode())
+        except re.error:
+            continue
+        regexes.append(regex)
+    exact = wider = 0
+    for regex in regexes:
+        translated = probes.grep_regex(regex)
+        if translated is None:
+            continue
+        ere, is_exact = translated
+        compiled = re.compile(regex.encode(), re.MULTILINE)
+        matched = {i for i, line in enumerate(lines) if compiled.search(line)}
+        found = grep_finds(ere, path)
+        if is_exact:
+            exact += 1
+            assert found == matched, (regex, ere)
+        else:
+            wider += 1
+            assert found >= matched, (regex, ere)
+    assert exact > 200 and wider > 50, (exact, wider)
+    assert probes.grep_regex(r"ERROR") == ("ERROR", True)
+    assert probes.grep_regex(r"(?i)\b(?:error|panic)\b") == (
+        "([Ee][Rr][Rr][Oo][Rr]|[Pp][Aa][Nn][Ii][Cc])",
+        False,
+    )
+
+
+def tools_path(tmp_path: Path, *tools: str) -> Path:
+    """A PATH of python3, timeout and the given tools of this machine (grep, wc ...)."""
+    bin_dir = bare_path(tmp_path)
+    for name in tools:
+        found = shutil.which(name)
+        assert found, name
+        (bin_dir / name).unlink(missing_ok=True)
+        (bin_dir / name).symlink_to(found)
+    return bin_dir
+
+
+def sequential_tally(lines: list[bytes], regex: str) -> dict[str, Any]:
+    """The count, folded lines, top messages and ``other`` of a line-by-line tally, as the
+    scanner's rules define them (FOLD_LIMIT, DISTINCT_LIMIT, TOP), without its shortcuts."""
+    compiled = re.compile(regex.encode(), re.MULTILINE)
+    top: dict[str, list[Any]] = {}
+    count = folded = other = 0
+    for line in lines:
+        if not compiled.search(line):
+            continue
+        count += 1
+        if folded >= scanner.FOLD_LIMIT:
+            continue
+        folded += 1
+        message = line.decode("utf-8", "replace")
+        key = scanner.fold(message)
+        if key in top:
+            top[key][0] += 1
+        elif len(top) < scanner.DISTINCT_LIMIT:
+            top[key] = [1, message.strip()[: scanner.EXAMPLE]]
+        else:
+            other += 1
+    ranked = sorted(top.items(), key=lambda kv: (-kv[1][0], kv[0]))[: scanner.TOP]
+    return {
+        "count": count,
+        "top": [[key, n, example] for key, (n, example) in ranked],
+        "folded": folded,
+        "other": other,
+    }
+
+
+@pytest.mark.parametrize("finder", ["grep", "grep-without-wc", "python"])
+def test_counts_and_top_messages_are_those_of_a_line_by_line_tally(tmp_path, monkeypatch, finder):
+    """Past FOLD_LIMIT matches grep -m stops where the folding stops and grep -c counts on; each
+    shape of line is folded once with its count. Counts, window lines, top messages, examples
+    and the DISTINCT_LIMIT cut must be a line-by-line tally's, with GNU grep (with and without
+    ``wc``) and without it (Python reads the file)."""
+    now = time.time()
+    rng = random.Random(7)
+    words = ["".join(rng.choice("bcdfghjklmnpqrstvwxz") for _ in range(9)) for _ in range(5200)]
+    lines = [f"{iso(now - 7200)} INFO before the window"] * 50
+    for i in range(scanner.FOLD_LIMIT + 3000):
+        if i % 10 == 0:  # 5,200 messages that fold apart: past DISTINCT_LIMIT
+            lines.append(f"{iso(now - 60)} ERROR code {words[i // 10 % len(words)]} failed")
+        else:
+            lines.append(f"{iso(now - 60)} ERROR job {i} failed after {i % 7}.{i % 3} s  é\r")
+        if i % 5 == 0:
+            lines.append(f"{iso(now - 60)} WARN slow {i} \x00 ERRORS ERROR: disk")
+    lines.append(f"{iso(now - 60)} ERROR a line of 3 MB {'x' * 3_000_000} (past grep's batches)")
+    lines.append(f"{iso(now - 60)} ERROR last line without its newline")
+    path = tmp_path / "api.log"
+    path.write_bytes("\n".join(lines).encode())
+    if finder != "grep":
+        tools = ("grep",) if finder == "grep-without-wc" else ()
+        monkeypatch.setenv("PATH", str(tools_path(tmp_path, *tools)))
+    regexes = {"all": "ERROR", "word": r"\bERROR\b", "case": r"(?i)error:", "job": r"job \d+"}
+    target = logs_target(
+        path=str(path),
+        patterns=[{"name": n, "pattern": rx, "window": "1h"} for n, rx in regexes.items()],
+    )
+    counted = source(target).counts()
+    assert counted["grep"] is (finder != "python")
+    raw = path.read_bytes().split(b"\n")
+    in_window = raw[50:]
+    assert counted["lines"] == len(in_window)
+    for name, regex in regexes.items():
+        result = counted["patterns"][name]
+        assert result["lines"] == len(in_window), name
+        assert {k: result[k] for k in ("count", "top", "folded", "other")} == sequential_tally(
+            in_window, regex
+        ), name
+    assert counted["patterns"]["all"]["count"] > scanner.FOLD_LIMIT
+    assert counted["patterns"]["all"]["other"] > 0  # past DISTINCT_LIMIT
+    assert counted["patterns"]["case"]["count"] < scanner.FOLD_LIMIT
+
+
+def test_broken_grep_on_the_host_fails_the_count_with_its_words(tmp_path, monkeypatch):
+    """A grep that says it is GNU grep but fails (here: out of memory) fails the count with
+    grep's own message, never a count of what it managed to print."""
+    path = write(tmp_path / "api.log", app_errors(time.time(), 3))
+    bin_dir = tools_path(tmp_path, "wc")
+    grep = bin_dir / "grep"
+    grep.write_text(
+        '#!/bin/sh\n[ "$1" = --version ] && { echo "grep (GNU grep) 3.8"; exit 0; }\n'
+        'echo "grep: memory exhausted" >&2\nexit 2\n'
+    )
+    grep.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    target = logs_target(path=str(path), patterns=[{"name": "e", "pattern": "ERROR"}])
+    with pytest.raises(ProbeError) as failed:
+        probes.pattern_lines(source(target), target.patterns[0])
+    assert str(failed.value) == f"cannot read {path}: grep: memory exhausted"
+
+
+# -- the host's python3 ---------------------------------------------------------------------------
+
+
+def shim(tmp_path: Path, body: str) -> tuple[Path, Path]:
+    """A folder with a ``python3`` shell script, as version managers install (pyenv, asdf),
+    that notes each start in a log; (the folder, the log)."""
+    folder = tmp_path / "shims"
+    folder.mkdir()
+    log = tmp_path / "shim.log"
+    script = folder / "python3"
+    script.write_text(f"#!/bin/sh\necho started >> {log}\n{body}\n")
+    script.chmod(0o755)
+    return folder, log
+
+
+def test_scans_run_the_interpreter_behind_a_python3_shim(tmp_path, monkeypatch):
+    """python3 through a shim costs a shell and the manager at each start (pyenv: ~80 ms): the
+    shim runs once per host to say which interpreter it starts, every scan runs that one."""
+    folder, log = shim(tmp_path, f'exec {sys.executable} "$@"')
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    path = write(tmp_path / "api.log", app_errors(time.time(), 3))
+    target = logs_target(path=str(path), patterns=[{"name": "e", "pattern": "ERROR"}])
+    first, second = source(target), source(target)
+    assert first.python == second.python
+    assert Path(first.python.path).resolve() == Path(sys.executable).resolve()
+    assert first.python.magic == importlib.util.MAGIC_NUMBER.hex()  # sent compiled
+    assert first.counts()["patterns"]["e"]["count"] == 3
+    assert second.files()["files"][0]["path"] == str(path)
+    assert log.read_text() == "started\n"
+
+
+def test_a_host_on_another_python_gets_the_scanner_as_source(tmp_path, monkeypatch):
+    """A host whose python3 is not this Python (here 3.7 through a shim; skipped where pyenv
+    has none) cannot load this one's bytecode: it is sent the source, and counts the same."""
+    found = sorted(Path.home().glob(".pyenv/versions/3.7*/bin/python3.7"))
+    if not found:
+        pytest.skip("no Python 3.7 on this machine (pyenv install 3.7)")
+    folder, log = shim(tmp_path, f'exec {found[-1]} "$@"')
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    now = time.time()
+    path = write(tmp_path / "api.log", app_errors(now - 30 * HOUR, 4) + app_errors(now, 5))
+    target = logs_target(path=str(path), patterns=[{"name": "e", "pattern": "ERROR"}])
+    opened = source(target)
+    assert Path(opened.python.path).resolve() == found[-1].resolve()
+    assert opened.python.magic != importlib.util.MAGIC_NUMBER.hex()
+    counted = opened.counts()
+    assert counted["grep"] is True
+    in_window = path.read_bytes().split(b"\n")[8:-1]  # the 4 errors of 30 h ago: 8 lines
+    result = counted["patterns"]["e"]
+    assert {k: result[k] for k in ("count", "top", "folded", "other")} == sequential_tally(
+        in_window, "ERROR"
+    )
+    assert result["count"] == 5
+    assert log.read_text() == "started\n"
+
+
+def test_python3_shim_that_cannot_start_makes_the_host_unreachable(suite, tmp_path, monkeypatch):
+    folder, _ = shim(tmp_path, "echo \"pyenv: version '3.99' is not installed\" >&2; exit 1")
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    path = write(tmp_path / "api.log", app_errors(time.time(), 3))
+    suite.run(
+        logs_block("api", path, None, ({"name": "errors", "pattern": "ERROR"},)), "", paths=LOGS
+    )
+    reasons = {n: said(r) for n, r in suite.results().items()}
+    assert reasons["test_log_source_present[api]"] == (
+        "api: unreachable: python3 on this machine does not start: "
+        "pyenv: version '3.99' is not installed"
+    )
+
+
+def test_checks_measured_side_by_side_share_one_scan(tmp_path):
+    """Checks of one source may be measured in threads at once: one scan answers them all."""
+    path = write(tmp_path / "api.log", app_errors(time.time(), 3))
+    target = logs_target(path=str(path), patterns=[{"name": "e", "pattern": "ERROR"}])
+    shared = source(target)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: shared.counts(), range(4)))
+        listings = list(pool.map(lambda _: shared.files(), range(4)))
+    assert all(answer is answers[0] for answer in answers)
+    assert all(listing is listings[0] for listing in listings)
+
+
 # -- a big log: read from the window start -------------------------------------------------------
 
 BIG = 300 * 1000**2
@@ -715,7 +1013,7 @@ def big_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigLog]:
 @pytest.mark.parametrize("backend", ["local", "ssh"])
 def test_big_log_last_hours_cost_only_their_share(big_log, sshd, backend):
     """The last 4 h of a 300 MB, 48 h log: binary search to the window start, then read ~1/12 of
-    the file. Stated bound: under 2 s (measured ~0.15 s), on the host and through ssh."""
+    the file, on the host and through ssh (times: bench/logs.py)."""
     host = None
     if backend == "ssh":
         host = testinfra.get_host(
@@ -728,17 +1026,16 @@ def test_big_log_last_hours_cost_only_their_share(big_log, sshd, backend):
         path=str(big_log.path),
         patterns=[{"name": "recent", "pattern": "ERROR", "window": "4h"}],
     )
-    started = time.monotonic()
     counted = source(target, host).counts()
-    elapsed = time.monotonic() - started
-    assert counted["patterns"]["recent"]["count"] == big_log.errors_since(counted["now"] - 4 * 3600)
+    recent = counted["patterns"]["recent"]
+    assert recent["count"] == big_log.errors_since(counted["now"] - 4 * 3600)
+    assert recent["lines"] == BLOCK_LINES // ERRORS_PER_BLOCK * recent["count"]
     assert counted["bytes"] < big_log.size / 12 + 2 * 1000**2, counted["bytes"]
-    assert elapsed < 2.0, elapsed
 
 
-def test_big_log_whole_file_is_counted_at_hundreds_of_mb_per_second(big_log):
+def test_big_log_whole_file_is_counted_exactly(big_log):
     """Every line of the 300 MB file in the window: every block counted exactly, every error
-    folded into one top message. Stated bound: 20 s (measured ~1.5 s, ~200 MB/s)."""
+    folded into one top message (times: bench/logs.py)."""
     target = logs_target(
         name="big",
         path=str(big_log.path),
@@ -747,9 +1044,7 @@ def test_big_log_whole_file_is_counted_at_hundreds_of_mb_per_second(big_log):
             {"name": "none", "preset": "failed_logins", "window": "30d"},
         ],
     )
-    started = time.monotonic()
     counted = source(target).counts()
-    elapsed = time.monotonic() - started
     everything = counted["patterns"]["all"]
     assert everything["count"] == ERRORS_PER_BLOCK * len(big_log.stamps)
     assert everything["lines"] == BLOCK_LINES * len(big_log.stamps)
@@ -759,47 +1054,62 @@ def test_big_log_whole_file_is_counted_at_hundreds_of_mb_per_second(big_log):
     ]
     assert counted["patterns"]["none"]["count"] == 0
     assert counted["bytes"] == big_log.size
-    assert elapsed < 20.0, elapsed
 
 
 def test_scan_past_its_timeout_fails_saying_so(big_log):
     """Every host command is bounded: a scan that cannot finish within scan_timeout is killed
-    (``timeout`` on the host) and the check fails naming the setting."""
+    (``timeout`` on the host) and the check fails naming the setting. The regex holds no
+    literal: grep hands Python every line with a digit to confirm, seconds of work."""
     target = logs_target(
         path=str(big_log.path),
         scan_timeout="300ms",
-        patterns=[{"name": "all", "pattern": "ERROR", "window": "30d"}],
+        patterns=[{"name": "slow", "pattern": r"\d+(?=ms)", "window": "30d"}],
     )
-    started = time.monotonic()
     with pytest.raises(ProbeError) as failed:
         source(target).counts()
     assert str(failed.value) == "the log scan did not finish within 0.3 s (scan_timeout)"
-    assert time.monotonic() - started < 2.0
 
 
 def test_scanner_runs_on_the_oldest_python3_it_supports(tmp_path):
     """Hosts run older Pythons than opscheck: the scanner is written for 3.7 and must run
-    there (found here through pyenv; skipped where no 3.7 is installed)."""
+    there, as a file and as the program the runner sends (found here through pyenv; skipped
+    where no 3.7 is installed), with GNU grep and without it (no ``ere``)."""
     found = sorted(Path.home().glob(".pyenv/versions/3.7*/bin/python3.7"))
     if not found:
         pytest.skip("no Python 3.7 on this machine (pyenv install 3.7)")
     now = time.time()
     path = write(tmp_path / "api.log", app_errors(now - 30 * HOUR, 4) + app_errors(now, 5))
-    request = {
-        "mode": "count",
-        "paths": [str(path)],
-        "format": "text",
-        "patterns": [{"name": "e", "window": 86400, "regexes": ["ERROR"], "literals": ["ERROR"]}],
-    }
-    for python in (found[-1], Path(sys.executable)):
-        ran = subprocess.run(
-            [str(python), str(probes.SCANNER), json.dumps(request)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        assert json.loads(ran.stdout)["patterns"]["e"]["count"] == 5, python
+    pattern = {"name": "e", "window": 86400, "regexes": ["ERROR"], "literals": ["ERROR"]}
+    for spec in (pattern, {**pattern, "ere": "ERROR", "exact": True}):
+        request = {"mode": "count", "paths": [str(path)], "format": "text", "patterns": [spec]}
+        for python in (found[-1], Path(sys.executable)):
+            for program in ([str(probes.SCANNER)], ["-S", "-c", probes._boot()]):
+                ran = subprocess.run(
+                    [str(python), *program, json.dumps(request)],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=True,
+                )
+                counted = json.loads(ran.stdout)
+                assert counted["patterns"]["e"]["count"] == 5, (python, program[0])
+                assert counted["grep"] is ("ere" in spec)
+
+
+def test_timegm_is_calendars():
+    """The scanner's own timegm (calendar costs ~3 ms to import) is calendar.timegm, errors too."""
+    days = [(1970, 1, 1), (2000, 2, 29), (2024, 2, 29), (2026, 12, 31), (1, 1, 1), (9999, 12, 31)]
+    days += [(year, month, 28) for year in (1900, 1999, 2100) for month in range(1, 13)]
+    for year, month, day in days:
+        for h, m, s in ((0, 0, 0), (23, 59, 60), (12, 30, 1)):
+            assert scanner.timegm(year, month, day, h, m, s) == calendar.timegm(
+                (year, month, day, h, m, s, 0, 0, 0)
+            )
+    for wrong in ((2026, 13, 1), (2026, 0, 1), (0, 1, 1)):
+        with pytest.raises(ValueError):
+            calendar.timegm((*wrong, 0, 0, 0, 0, 0, 0))
+        with pytest.raises(ValueError):
+            scanner.timegm(*wrong, 0, 0, 0)
 
 
 # -- journald -----------------------------------------------------------------------------------
@@ -913,6 +1223,7 @@ def test_unreadable_journal_skips_with_the_reason(suite, tmp_path, monkeypatch):
     }
     # A host without journalctl at all (a container, a BSD): the same, with that reason.
     monkeypatch.setenv("PATH", str(bare_path(tmp_path)))
+    forget_hosts(monkeypatch)
     suite.run(
         logs_block("sshd", None, None, patterns, journald_unit="ssh"),
         "",

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from opscheck.config import PostgresTarget, SqlQuery
+from opscheck.judge import Measurement, ProbeError
+from opscheck.probes import postgres as probes
 from opscheck.testbed.postgres import Postgres
 from tests_meta.results import values
 
@@ -27,6 +31,7 @@ PLAIN = "opscheck_plain"  # LOGIN, CONNECT, without pg_monitor
 SETTINGS = '[settings]\ntimeout = "3s"\n\n'
 ORDERS = 10000  # rows in app.public.orders
 AGE = r"(?:\d+ ms|[\d.]+ s)"  # a duration as messages show it: "312 ms", "1.2 s" (busy machine)
+STATEMENTS = "SELECT query, calls FROM pg_stat_statements"  # what the server saw, and how often
 
 
 @pytest.fixture(scope="session")
@@ -101,9 +106,16 @@ def test_healthy_database_passes_every_check(suite, pg):
         },
     ]
     inventory = target(pg, "main", tables=["public.orders"], queries=queries)
+    pg.execute("SELECT pg_stat_statements_reset()", "app")
     result = run(suite, inventory)
     res = suite.results()
     assert outcomes(result) == {"passed": 15, "skipped": 1}, [said(r) for r in res.values()]
+    # What the server saw: each view read once (server and role, activity, databases, user
+    # tables; then the largest tables, table sizes, replication, statements, each for one
+    # check), and each user query in its own read-only transaction, always rolled back.
+    sent = dict(pg.execute(f"{STATEMENTS} WHERE userid = '{MONITOR}'::regrole", "app"))
+    assert sent.pop("BEGIN READ ONLY") == sent.pop("ROLLBACK") == 2, sent
+    assert list(sent.values()) == [1] * 10, sent
     assert re.fullmatch(
         r"accepting connections: PostgreSQL 15\.\d+ \(primary\), database app as opscheck, "
         r"up [\d.]+ (ms|s)",
@@ -257,7 +269,7 @@ def test_query_waiting_on_a_lock(suite, pg):
 
 def test_database_and_table_over_size_limits(suite, pg):
     thresholds = '[postgres.database_size]\ncrit = "5MB"\n[postgres.table_size]\ncrit = "100KB"\n'
-    inventory = target(pg, "main", tables=["public.orders", "nope"])
+    inventory = target(pg, "main", tables=["public.orders", "nope", "no pe"])
     result = run(suite, inventory, thresholds, "-k", "size")
     result.assert_outcomes(failed=2)
     res = suite.results()
@@ -267,6 +279,7 @@ def test_database_and_table_over_size_limits(suite, pg):
     tables = res["test_table_sizes_below_limit[main]"]["reason"].splitlines()
     assert re.fullmatch(r"main: public\.orders 1\.\d MB > crit 100\.0 KB", tables[0])
     assert tables[1] == "main: nope: no such table"
+    assert tables[2] == "main: no pe: not a table name (schema.table)"
 
 
 def test_locked_table_bounds_the_size_check_by_the_timeout(suite, pg):
@@ -295,7 +308,9 @@ def test_dead_tuples_and_tables_never_vacuumed(suite, pg):
     pg.execute("UPDATE events SET payload = 'processed'", "bloat")  # 5000 dead row versions
     time.sleep(0.25)
     thresholds = '[postgres.vacuum_age]\ncrit = "200ms"\n'
-    inventory = target(pg, "main", "bloat", tables=["public.events", "public.archive"])
+    # A name to_regclass() cannot parse is said once; the checks sharing the read still measure.
+    tables = ["public.events", "public.archive", "a.b.events"]
+    inventory = target(pg, "main", "bloat", tables=tables)
     result = run(suite, inventory, thresholds, "-k", "dead or vacuumed")
     result.assert_outcomes(failed=2)
     res = suite.results()
@@ -306,8 +321,9 @@ def test_dead_tuples_and_tables_never_vacuumed(suite, pg):
     vacuum = res["test_tables_vacuumed_recently[main]"]["reason"].splitlines()
     assert vacuum[0] == "main: public.events never vacuumed"
     assert re.fullmatch(rf"main: public\.archive vacuumed {AGE} ago > crit 200 ms", vacuum[1])
-    assert vacuum[2] == "main: public.events never analyzed"  # the vacuum ages, then analyze
-    assert len(vacuum) == 3  # archive was analyzed 0.3 s ago: within the default 7 days
+    assert vacuum[2] == "main: a.b.events: not a table name (schema.table)"
+    assert vacuum[3] == "main: public.events never analyzed"  # the vacuum ages, then analyze
+    assert len(vacuum) == 4  # archive was analyzed 0.3 s ago: within the default 7 days
 
 
 def test_transaction_id_wraparound_near(suite, pg, tmp_path):
@@ -435,6 +451,82 @@ def _until(server: Postgres, sql: str, timeout: float = 10.0) -> None:
     while not server.execute(sql):
         assert time.monotonic() < deadline, f"not within {timeout} s: {sql}"
         time.sleep(0.02)
+
+
+# -- one read per view, shared by the checks --------------------------------------------------
+
+
+def test_checks_measured_at_once_share_each_read(pg):
+    """Checks of one target measured at the same time in threads (as opscheck measures ahead):
+    each view is read once, and no check's statement lands in a user query's transaction."""
+    spec = PostgresTarget(name="main", dsn=pg.dsn("app", MONITOR), tables=["public.orders"])
+    pending = SqlQuery(name="pending", sql="SELECT count(*) FROM orders WHERE status = 'pending'")
+    broken = SqlQuery(name="broken", sql="SELECT 1 / 0")  # its transaction aborts
+    checks: list[Callable[[Any], Any]] = [
+        probes.reachable,
+        probes.connections_used,
+        lambda s: probes.long_queries(s, spec),
+        probes.longest_query,
+        probes.idle_in_transaction,
+        probes.lock_waits,
+        probes.database_size,
+        probes.cache_hit,
+        probes.xid_age,
+        lambda s: probes.dead_tuples(s, spec),
+        lambda s: probes.vacuum_ages(s, spec),
+        lambda s: probes.analyze_ages(s, spec),
+    ]
+    checks += [lambda s: probes.user_query(s, broken), lambda s: probes.user_query(s, pending)] * 4
+    pg.execute("SELECT pg_stat_statements_reset()", "app")
+    session = probes.open_session(spec, PASSWORD, 3.0)
+    start = threading.Barrier(len(checks))
+    found: list[Any] = [None] * len(checks)
+
+    def measure(index: int) -> None:
+        start.wait()
+        try:
+            found[index] = checks[index](session)
+        except ProbeError as exc:
+            found[index] = exc
+
+    threads = [threading.Thread(target=measure, args=(i,)) for i in range(len(checks))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        session.close()
+    failed = [str(f) for f in found if isinstance(f, ProbeError)]
+    assert failed == ["query broken failed: division by zero"] * 4
+    assert all(isinstance(f, Measurement | list | ProbeError) for f in found)
+    assert found[-1].value == ORDERS / 100
+    sent = dict(pg.execute(f"{STATEMENTS} WHERE userid = '{MONITOR}'::regrole", "app"))
+    assert sent.pop("BEGIN READ ONLY") == sent.pop("ROLLBACK") == 8, sent
+    assert sent.pop("SELECT count(*) FROM orders WHERE status = $1") == 4
+    # server and role, pg_stat_activity, pg_database, pg_stat_user_tables, largest tables
+    assert list(sent.values()) == [1] * 5, sent
+
+
+def test_server_gone_mid_run_fails_the_checks_sharing_a_read_alike(tmp_path):
+    """A read that failed is not tried again: every check sharing it says the same error."""
+    gone = Postgres(tmp_path / "gone").start()
+    try:
+        gone.create_monitor_role(MONITOR, PASSWORD, ["postgres"])
+        spec = PostgresTarget(name="gone", dsn=gone.dsn("postgres", MONITOR))
+        session = probes.open_session(spec, PASSWORD, 3.0)
+        assert probes.reachable(session).ok
+        gone.stop()  # a real server going away between two checks
+        errors = []
+        for check in (probes.connections_used, probes.longest_query, probes.lock_waits):
+            with pytest.raises(ProbeError) as failed:
+                check(session)
+            errors.append(str(failed.value))
+        session.close()
+    finally:
+        gone.stop()
+    assert len(set(errors)) == 1, errors
+    assert re.search(r"terminat|closed|lost", errors[0]), errors
 
 
 # -- privileges --------------------------------------------------------------------------------

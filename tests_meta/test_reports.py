@@ -327,7 +327,9 @@ def test_secrets_are_redacted_everywhere(suite, tmp_path, monkeypatch):
         str(reports["xml"]),
         paths=("suites/http",),
     )
-    result.assert_outcomes(failed=2)
+    # The terminal counts the check that points to the real error apart (opscheck.outage).
+    outcomes = result.parseoutcomes()
+    assert (outcomes["failed"], outcomes["unreachable"]) == (1, 1)
     texts = {
         "terminal": output(result),
         "json": suite.json_path.read_text(),

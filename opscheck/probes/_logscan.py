@@ -11,20 +11,25 @@ Two requests:
 - ``count``: per pattern, the lines matching it since its window start, with the top messages.
 
 Log files are appended to, so their timestamps are ordered: the byte offset of a window start is
-found by binary search, and only the part of a file inside the window is read.
+found by binary search (only where the window starts inside the file), and only the part of a
+file inside the window is read. GNU grep reads it where the host has one: the runner turns each
+pattern into a POSIX extended regex, exact (grep counts: ``grep -c``) or wider (grep finds the
+lines that may match, Python confirms them); ``wc -l`` counts the window's lines beside it.
+Python folds only the matching lines into the top messages. Without GNU grep, Python reads the
+window itself.
 """
 
 from __future__ import annotations
 
-import calendar
-import glob
+import fcntl
+import functools
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 
 CHUNK = 8 << 20  # bytes read at once while counting
 PROBE = 64 << 10  # bytes read at a binary search step
@@ -34,6 +39,9 @@ FOLD_LIMIT = 100_000  # matching lines folded into the top messages, per pattern
 DISTINCT_LIMIT = 5_000  # distinct folded messages kept, per pattern
 TOP = 10
 EXAMPLE = 300  # characters of an example line
+BATCH = 1 << 20  # bytes of grep's output handed to Python at once
+PIPE = 1 << 20  # the size asked for the pipes from grep (Linux; the default is 64 KB)
+FEW_SHAPES = 64  # shapes of line in a block of grep's output found by bytes.find, each
 COMPRESSED = (".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip")
 
 _MONTHS = {
@@ -49,20 +57,22 @@ _ISO = re.compile(
 _CLF = re.compile(rb"\[(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-]\d{4})\]")
 _SYSLOG = re.compile(rb"^(?:<\d+>)?([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d)(?!\d)")
 
-# Folding: the parts of a message that differ between repeats of the same event.
+# Folding: the parts of a message that differ between repeats of the same event (compiled on
+# first use: a scan that finds nothing does not pay for them).
 _ISO_TIME = r"\d{4}[-/]\d\d[-/]\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?: ?(?:Z|[+-]\d\d:?\d\d))?"
-_FOLDS = [
-    (re.compile(_ISO_TIME), "<time>"),
-    (re.compile(r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]"), "<time>"),
-    (re.compile(r"^(?:<\d+>)?[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d"), "<time>"),
-    (re.compile(r"\b\d\d:\d\d:\d\d(?:[.,]\d+)?\b"), "<time>"),
-    (re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"), "<uuid>"),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
-    (re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}(?![\w:])"), "<ip>"),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
-    (re.compile(r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<hex>"),
-    (re.compile(r"\b\d+(?:\.\d+)?\b"), "<n>"),
+_FOLD_RULES = [
+    (_ISO_TIME, "<time>"),
+    (r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]", "<time>"),
+    (r"^(?:<\d+>)?[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d", "<time>"),
+    (r"\b\d\d:\d\d:\d\d(?:[.,]\d+)?\b", "<time>"),
+    (r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b", "<uuid>"),
+    (r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b", "<ip>"),
+    (r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}(?![\w:])", "<ip>"),
+    (r"\b0x[0-9a-fA-F]+\b", "<hex>"),
+    (r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b", "<hex>"),
+    (r"\b\d+(?:\.\d+)?\b", "<n>"),
 ]  # fmt: skip
+_FOLDS: list = []
 
 # journald's PRIORITY, for `level` in patterns of a journald_unit source.
 _PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
@@ -70,7 +80,9 @@ _PRIORITY_ALIASES = {"error": "err", "warn": "warning", "critical": "crit", "eme
 
 
 _ZEROS = str.maketrans("123456789", "000000000")
+_ZERO_BYTES = bytes.maketrans(b"123456789", b"000000000")
 _FOLDED: dict[str, str] = {}
+C_LOCALE = dict(os.environ, LC_ALL="C")  # grep and wc: bytes, as Python's bytes regexes
 
 
 def fold(message: str) -> str:
@@ -81,6 +93,8 @@ def fold(message: str) -> str:
     shape = text.translate(_ZEROS)
     folded = _FOLDED.get(shape)
     if folded is None:
+        if not _FOLDS:
+            _FOLDS[:] = [(re.compile(rx), placeholder) for rx, placeholder in _FOLD_RULES]
         folded = text
         for rx, placeholder in _FOLDS:
             folded = rx.sub(placeholder, folded)
@@ -93,11 +107,25 @@ def fold(message: str) -> str:
 # -- timestamps --------------------------------------------------------------------------------
 
 
+def timegm(year: int, month: int, day: int, h: int, m: int, s: int) -> int:
+    """``calendar.timegm`` without importing calendar (with datetime and locale, ~3 ms of every
+    scan): days from the civil date (proleptic Gregorian), and the same ValueError for a month
+    or year that does not exist."""
+    if not 1 <= month <= 12 or not 1 <= year <= 9999:
+        raise ValueError(f"no such month: {year}-{month}")
+    y = year - (month <= 2)
+    era = y // 400
+    of_era = y - era * 400
+    of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    days = era * 146097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719468
+    return ((days * 24 + h) * 60 + m) * 60 + s
+
+
 def _epoch(year: int, month: int, day: int, h: int, m: int, s: int, zone: bytes | None) -> float:
     """Seconds since the epoch; a time without a zone is local time of this host (as syslog)."""
     if zone is None:
         return time.mktime((year, month, day, h, m, s, 0, 0, -1))
-    utc = calendar.timegm((year, month, day, h, m, s, 0, 0, 0))
+    utc = timegm(year, month, day, h, m, s)
     if zone in (b"Z", b"z"):
         return float(utc)
     zone = zone.strip()
@@ -226,6 +254,18 @@ class Reader:
             position += len(line)
         return None, None
 
+    def newlines(self, offset: int) -> int:
+        """The newlines from ``offset`` to the size the scan began with."""
+        self.f.seek(offset)
+        found = 0
+        while offset < self.size:
+            data = self.f.read(min(CHUNK, self.size - offset))
+            if not data:
+                break
+            offset += len(data)
+            found += data.count(b"\n")
+        return found
+
     def first_stamp(self) -> float | None:
         return self.stamped(0, min(self.size, HEAD))[1]
 
@@ -280,8 +320,15 @@ class Pattern:
         self.since = float(spec["since"])
         self.regexes = [re.compile(rx.encode(), re.MULTILINE) for rx in spec.get("regexes", [])]
         self.levels = {str(level).lower() for level in spec.get("levels", [])}
-        # Literals one of which every matching line contains (worked out by the runner from the
-        # first regex): found with bytes.find at memory speed, then confirmed by the regexes.
+        # What GNU grep looks for (worked out by the runner): a POSIX extended regex over bytes
+        # that every matching line matches; ``exact`` when it matches those lines and no other.
+        ere = spec.get("ere")
+        self.ere = ere.encode("latin-1") if ere else None  # one character per byte
+        self.exact = bool(spec.get("exact")) and not (
+            self.levels and request.get("format") == "json"
+        )
+        # Literals one of which every matching line contains: where the host has no GNU grep,
+        # found with bytes.find at memory speed, then confirmed by the regexes.
         self.literals = [lit.encode() for lit in spec.get("literals") or []]
         self.iliterals = [lit.encode().lower() for lit in spec.get("iliterals") or []]
         self.count = 0
@@ -289,24 +336,83 @@ class Pattern:
         self.folded = 0
         self.top: dict[str, list] = {}  # folded message: [count, example]
         self.other = 0  # matches whose folded message was not kept (DISTINCT_LIMIT)
-        field = re.escape(request.get("level_field", "level")).encode()
+        self.level_field = request.get("level_field", "level")
+
+    def level_rx(self) -> re.Pattern:
+        """A cheap pass over raw JSON lines for the levels; each hit is confirmed by parsing."""
+        field = re.escape(self.level_field).encode()
         values = b"|".join(re.escape(level.encode()) for level in sorted(self.levels))
-        # A cheap pass over raw JSON lines; each hit is confirmed by parsing the line.
-        self.level_rx = re.compile(b'"' + field + rb'"\s*:\s*"?(?i:' + values + rb')"?\s*[,}]')
+        return re.compile(b'"' + field + rb'"\s*:\s*"?(?i:' + values + rb')"?\s*[,}]')
+
+    def matches(self, line: bytes, reader: Reader) -> bool:
+        """Whether ``line`` (without its newline) matches every regex and level."""
+        for rx in self.regexes:
+            if not rx.search(line):
+                return False
+        if self.levels and reader.json:
+            value = reader.fields(line).get(reader.level_field)
+            return str(value).lower() in self.levels
+        return True
 
     def tally(self, message: str) -> None:
+        """One matching line (a journal entry's message)."""
         self.count += 1
-        if self.folded >= FOLD_LIMIT:
+        if self.folded < FOLD_LIMIT:
+            self.folded += 1
+            self.add(message, 1)
+
+    def tally_lines(self, lines: list, reader: Reader) -> None:
+        """Matching lines of a file, in file order: each counts, the first FOLD_LIMIT fold."""
+        self.count += len(lines)
+        room = FOLD_LIMIT - self.folded
+        if room <= 0 or not lines:
             return
-        self.folded += 1
+        if len(lines) > room:
+            lines = lines[:room]
+        self.folded += len(lines)
+        if reader.json:  # the message is a field: each line is parsed
+            for line in lines:
+                self.add(reader.message(line), 1)
+            return
+        self.add_shapes(lines, [line.translate(_ZERO_BYTES) for line in lines])
+
+    def tally_block(self, block: bytes, reader: Reader) -> None:
+        """Matching lines, as one block (newlines between them), in file order."""
+        lines = block.count(b"\n") + 1
+        if reader.json or FOLD_LIMIT - self.folded < lines:
+            self.tally_lines(block.split(b"\n"), reader)
+            return
+        self.count += lines
+        self.folded += lines
+        shaped = block.translate(_ZERO_BYTES)  # the same length: a shape's offset is its line's
+        in_order = shaped.split(b"\n")
+        shapes = Counter(in_order)
+        if len(shapes) > FEW_SHAPES:
+            self.add_shapes(block.split(b"\n"), in_order, shapes)
+            return
+        bounded = b"\n" + shaped + b"\n"
+        for shape, n in shapes.items():  # in the order of their first lines
+            at = bounded.find(b"\n" + shape + b"\n")
+            self.add(block[at : at + len(shape)].decode("utf-8", "replace"), n)
+
+    def add_shapes(self, lines: list, shapes: list, counted: Counter | None = None) -> None:
+        """Fold text lines (``shapes``: the lines with their digits zeroed)."""
+        # Lines that differ only in their digits fold alike (see fold), so each shape of line
+        # is decoded and folded once, with its count, in the order of its first line: the top
+        # messages, their examples and the DISTINCT_LIMIT cut are those of a line-by-line tally.
+        first = dict(zip(reversed(shapes), reversed(lines)))  # noqa: B905 (3.7: no strict=)
+        for shape, n in (counted or Counter(shapes)).items():
+            self.add(first[shape].decode("utf-8", "replace"), n)
+
+    def add(self, message: str, n: int) -> None:
         key = fold(message)
         entry = self.top.get(key)
         if entry is not None:
-            entry[0] += 1
+            entry[0] += n
         elif len(self.top) < DISTINCT_LIMIT:
-            self.top[key] = [1, message.strip()[:EXAMPLE]]
+            self.top[key] = [n, message.strip()[:EXAMPLE]]
         else:
-            self.other += 1
+            self.other += n
 
     def result(self) -> dict:
         ranked = sorted(self.top.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP]
@@ -319,74 +425,226 @@ class Pattern:
         }
 
 
-def confirm(pattern: Pattern, line: bytes, reader: Reader) -> None:
-    """Tally ``line`` if it matches every regex and level of ``pattern``."""
-    if not all(rx.search(line) for rx in pattern.regexes):
-        return
-    if pattern.levels and reader.json:
-        value = reader.fields(line).get(reader.level_field)
-        if str(value).lower() not in pattern.levels:
+class ScanError(Exception):
+    """A tool the scan runs failed: the file's error in the answer."""
+
+
+class Tool:
+    """grep or wc run with ``stdin`` (a log file, from its current offset) as its input, in the
+    C locale: bytes, no encoding errors, case folding of ASCII only, as Python's bytes regexes.
+    Started with posix_spawn where Python has it (3.8+): no ``subprocess`` to import (~5 ms of
+    every scan) and no fork of the interpreter."""
+
+    def __init__(self, command: list, stdin: int) -> None:
+        self.name = command[0].decode()
+        if not hasattr(os, "posix_spawnp"):  # Python 3.7
+            import subprocess
+
+            process = subprocess.Popen(command, stdin=stdin, stdout=-1, stderr=-1, env=C_LOCALE)
+            assert process.stdout is not None and process.stderr is not None
+            self.out, self.err = os.dup(process.stdout.fileno()), os.dup(process.stderr.fileno())
+            process.stdout.close()
+            process.stderr.close()
+            self.wait: Callable[[], int] = process.wait
+            widen(self.out)
             return
-    pattern.tally(reader.message(line))
-
-
-def count_block(pattern: Pattern, block: Block, start: int, reader: Reader) -> None:
-    """Count the lines of the block from ``start`` on that match ``pattern``, each line once."""
-    data = block.data
-    for line_start, line_end in candidates(pattern, block, start):
-        confirm(pattern, data[line_start:line_end], reader)
-
-
-class Grep:
-    """GNU grep finding the lines that hold one of a pattern's literals (``grep -F``, many
-    literals at once, GB/s), from the window start on; each line is confirmed in Python."""
-
-    def __init__(self, reader: Reader, pattern: Pattern, begin: int) -> None:
-        self.pattern, self.begin = pattern, begin
-        literals = pattern.literals + pattern.iliterals
-        command: list[bytes] = [b"grep", b"-a", b"-b", b"-F", b"-i"]  # -i: a superset is fine
-        for literal in literals:
-            command += [b"-e", literal]
-        fd = open_quietly(reader.path)
+        pipes = os.pipe() + os.pipe()  # non-inheritable; dup2 makes 0, 1 and 2 inheritable
+        actions = [(os.POSIX_SPAWN_DUP2, stdin, 0)]
+        actions += [(os.POSIX_SPAWN_DUP2, pipes[1], 1), (os.POSIX_SPAWN_DUP2, pipes[3], 2)]
         try:
-            os.lseek(fd, begin, os.SEEK_SET)  # grep reads its stdin from here on
-            env = dict(os.environ, LC_ALL="C")  # bytes, and -i folding only ASCII, as Python
-            self.process = subprocess.Popen(command, stdin=fd, stdout=subprocess.PIPE, env=env)
-        finally:
-            os.close(fd)
+            pid = os.posix_spawnp(command[0], command, C_LOCALE, file_actions=actions)
+        except OSError:
+            for end in pipes:
+                os.close(end)
+            raise
+        os.close(pipes[1])
+        os.close(pipes[3])
+        self.out, self.err = pipes[0], pipes[2]
+        self.wait = functools.partial(wait_for, pid)
+        widen(self.out)
 
-    def collect(self, reader: Reader, start: int) -> None:
-        """Confirm and tally the lines grep found at or after ``start``, up to the file size
-        the scan began with."""
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            offset, _, line = raw.partition(b":")
-            at = self.begin + int(offset)
-            if at >= reader.size:
-                break  # appended since the scan began
-            if at >= start:
-                confirm(self.pattern, line[:-1] if line.endswith(b"\n") else line, reader)
-        self.process.stdout.close()
-        self.process.kill()
-        self.process.wait()
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes of the tool's output (b"" at its end); all of it for -1."""
+        if size >= 0:
+            return os.read(self.out, size)
+        parts: list = []
+        while True:
+            data = os.read(self.out, 1 << 16)
+            if not data:
+                return b"".join(parts)
+            parts.append(data)
+
+    def finish(self) -> None:
+        """Wait for the tool; a ScanError unless it exited 0, or 1 (grep: found nothing)."""
+        said = b""
+        while True:
+            data = os.read(self.err, 1 << 16)
+            if not data:
+                break
+            said += data
+        os.close(self.out)
+        os.close(self.err)
+        code = self.wait()
+        if code > 1 or (code == 1 and self.name != "grep"):
+            text = said.decode("utf-8", "replace").strip() or f"exit status {code}"
+            text = text.splitlines()[-1][:300]
+            raise ScanError(text if text.startswith(self.name + ":") else f"{self.name}: {text}")
 
 
-def gnu_grep() -> bool:
-    """Whether this host's grep is GNU grep (-a, -b, -F, -i and LC_ALL=C as used here)."""
-    if shutil.which("grep") is None:
-        return False
+def widen(pipe: int) -> None:
+    """Ask Linux for a pipe of PIPE bytes: grep need not wait while Python folds a block."""
+    if sys.platform.startswith("linux"):
+        try:  # noqa: SIM105 (contextlib is not imported)
+            fcntl.fcntl(pipe, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE)
+        except OSError:
+            pass  # past /proc/sys/fs/pipe-max-size: the default will do
+
+
+def wait_for(pid: int) -> int:
+    """A child's exit status as a shell shows it (os.waitstatus_to_exitcode is 3.9+)."""
+    status = os.waitpid(pid, 0)[1]
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def grep_blocks(tool: Tool, each: Callable[[bytes], None]) -> int:
+    """Hand what grep prints to ``each`` in blocks of whole lines of about BATCH bytes, the
+    last newline removed, while grep goes on reading; the number of lines."""
+    total = 0
+    pending: list = []  # what was read since the last block, the start of a cut line first
+    size = 0
+    while True:
+        data = tool.read(PIPE)
+        if 0 < len(data) < PIPE // 16:
+            time.sleep(0.001)  # grep writes 8 KB at a time: let the pipe fill, wake up less
+        if data:
+            pending.append(data)
+            size += len(data)
+            if size < BATCH or b"\n" not in data:
+                continue  # a block ends with a line (a long line is joined once, at its end)
+        elif not pending:
+            break
+        block = b"".join(pending)
+        cut = block.rfind(b"\n") + 1
+        pending = [block[cut:]] if cut < len(block) else []
+        size = len(block) - cut
+        if cut:
+            total += block.count(b"\n", 0, cut)
+            each(block[: cut - 1])
+        if not data:
+            if pending:  # grep ends every line it prints with a newline: only if cut short
+                total += 1
+                each(pending[0])
+            break
+    return total
+
+
+def grep_count(reader: Reader, pattern: Pattern, offset: int) -> None:
+    """Count ``pattern`` in the file from ``offset`` on with GNU grep.
+
+    Exact patterns: ``grep -m N`` prints the first lines to fold (N = what FOLD_LIMIT leaves) and
+    stops right after the Nth, where ``grep -c`` goes on counting the rest: grep reads the
+    window once, and nothing but the folded lines crosses into Python. Other patterns: grep
+    prints the lines that may match, and each is confirmed in Python."""
+    command = [b"grep", b"-a", b"-E", b"-e", pattern.ere]
+    fd = open_quietly(reader.path)
     try:
-        found = subprocess.run(["grep", "--version"], stdout=subprocess.PIPE, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return b"GNU grep" in found.stdout
+        # grep reads its stdin from here to the end of the file as it is then: lines appended
+        # meanwhile count too (they are in the window).
+        os.lseek(fd, offset, os.SEEK_SET)
+        if not pattern.exact:
+
+            def confirm(block: bytes) -> None:
+                lines = block.split(b"\n")
+                pattern.tally_lines(
+                    [line for line in lines if pattern.matches(line, reader)], reader
+                )
+
+            tool = Tool(command, fd)
+            grep_blocks(tool, confirm)
+            tool.finish()
+            return
+        room = FOLD_LIMIT - pattern.folded
+        if room > 0:
+            tool = Tool([*command[:2], b"-m", b"%d" % room, *command[2:]], fd)
+            printed = grep_blocks(tool, lambda block: pattern.tally_block(block, reader))
+            tool.finish()
+            if printed < room:
+                return  # grep read to the end of the file
+        # Standard input from a regular file: grep -m left it just after the last line printed.
+        tool = Tool([*command[:2], b"-c", *command[2:]], fd)
+        counted = tool.read()
+        tool.finish()
+        pattern.count += int(counted.strip() or b"0")
+    finally:
+        os.close(fd)
 
 
-def candidates(pattern: Pattern, block: Block, start: int) -> list[tuple[int, int]]:
+class LineCount:
+    """The lines from each window start to the end of the file, counted by ``wc -l`` (GB/s)
+    beside the greps; by Python where the host has no ``wc``."""
+
+    def __init__(self, reader: Reader, offsets: set) -> None:
+        self.reader = reader
+        self.tools: dict = {}
+        self.counted: dict = {}
+        for offset in offsets:
+            if offset >= reader.size:
+                continue
+            fd = open_quietly(reader.path)
+            try:
+                os.lseek(fd, offset, os.SEEK_SET)
+                self.tools[offset] = Tool([b"wc", b"-l"], fd)
+            except OSError:
+                pass  # no wc: counted in Python
+            finally:
+                os.close(fd)
+        # A last line without its newline still counts as a line, as the Python count has it.
+        reader.f.seek(max(0, reader.size - 1))
+        self.unended = 1 if reader.size and reader.f.read(1) != b"\n" else 0
+
+    def lines(self, offset: int) -> int:
+        if offset >= self.reader.size:
+            return 0
+        if offset not in self.counted:
+            tool = self.tools.pop(offset, None)
+            if tool is None:
+                found = self.reader.newlines(offset)
+            else:
+                found = int(tool.read().split()[0])
+                tool.finish()
+            self.counted[offset] = found + self.unended
+        return int(self.counted[offset])
+
+
+class GnuGrep:
+    """Whether this host's grep is GNU grep (-a, -c, -E, -m and LC_ALL=C as used here): asked
+    at once, answered when needed."""
+
+    def __init__(self) -> None:
+        nothing = os.open(os.devnull, os.O_RDONLY)
+        try:
+            self.tool: Tool | None = Tool([b"grep", b"--version"], nothing)
+        except OSError:
+            self.tool = None
+        finally:
+            os.close(nothing)
+
+    def __bool__(self) -> bool:
+        if self.tool is None:
+            return False
+        said = self.tool.read()
+        try:
+            self.tool.finish()
+        except ScanError:
+            return False
+        return b"GNU grep" in said
+
+
+def candidates(pattern: Pattern, block: Block, start: int) -> list:
     """(start, end) of the lines that may match: those holding one of the pattern's literals,
     else those its first regex (or its level) finds; every one is confirmed by the caller."""
     data, end = block.data, block.end
-    lines: dict[int, int] = {}
+    lines: dict = {}
     searches = [(lit, data) for lit in pattern.literals]
     if pattern.iliterals:
         searches += [(lit, block.lowered()) for lit in pattern.iliterals]
@@ -400,7 +658,7 @@ def candidates(pattern: Pattern, block: Block, start: int) -> list[tuple[int, in
             hit = haystack.find(literal, line_end + 1, end)
     if searches:
         return sorted(lines.items())
-    search = pattern.regexes[0] if pattern.regexes else pattern.level_rx
+    search = pattern.regexes[0] if pattern.regexes else pattern.level_rx()
     position = start
     while position < end:
         found = search.search(data, position, end)
@@ -428,25 +686,18 @@ class Block:
         return self._lowered
 
 
-def count_file(reader: Reader, patterns: list[Pattern], stats: dict, grep: bool) -> dict:
-    """Seek to the earliest window start of ``patterns`` in the file and count forward."""
-    info: dict = {"path": reader.path, "size": reader.size}
-    if reader.size == 0 or not patterns:
-        info["read"] = 0
-        return info
-    stamped = reader.first_stamp() is not None
-    offsets = {}
-    for since in sorted({p.since for p in patterns}):
-        offsets[since] = reader.window_offset(since) if stamped else 0
-    if not stamped:
-        info["unstamped"] = True  # no timestamps: the whole file counts (it was written lately)
-    begin = min(offsets.values())
-    info["read"] = reader.size - begin
-    greps = {}
-    if grep:
-        for pattern in patterns:
-            if pattern.literals or pattern.iliterals:
-                greps[pattern.name] = Grep(reader, pattern, begin)
+def count_block(pattern: Pattern, block: Block, start: int, reader: Reader) -> None:
+    """Count the lines of the block from ``start`` on that match ``pattern``, each line once."""
+    data = block.data
+    found = [data[s:e] for s, e in candidates(pattern, block, start)]
+    pattern.tally_lines([line for line in found if pattern.matches(line, reader)], reader)
+
+
+def python_count(
+    reader: Reader, patterns: list, counted: list, offsets: dict, begin: int, stats: dict
+) -> None:
+    """Read the file from ``begin`` in Python: count the lines of every window, and the
+    ``counted`` patterns (those GNU grep does not count) in theirs."""
     reader.f.seek(begin)
     position, carry = begin, b""
     while position < reader.size:
@@ -476,17 +727,70 @@ def count_file(reader: Reader, patterns: list[Pattern], stats: dict, grep: bool)
             for pattern in patterns:
                 if pattern.since == since:
                     pattern.lines += lines
-                    if pattern.name not in greps:
+                    if pattern in counted:
                         count_block(pattern, block, local, reader)
-    for pattern in patterns:
-        if pattern.name in greps:
-            greps[pattern.name].collect(reader, offsets[pattern.since])
+
+
+def count_file(reader: Reader, patterns: list, stats: dict, grep: bool) -> dict:
+    """Find each window's start in the file and count its patterns from there: with GNU grep
+    where the host has it (and the pattern has a grep regex), else in Python."""
+    info: dict = {"path": reader.path, "size": reader.size}
+    if reader.size == 0 or not patterns:
+        info["read"] = 0
+        return info
+    first_offset, first = reader.stamped(0, min(reader.size, HEAD))
+    if first_offset is None or first is None:
+        first_offset = 0
+        info["unstamped"] = True  # no timestamps: the whole file counts (it was written lately)
+    offsets = {}
+    for since in sorted({p.since for p in patterns}):
+        if first is None or first >= since:
+            offsets[since] = first_offset  # the whole file is in the window: nothing to search
+        else:
+            offsets[since] = reader.window_offset(since)
+    begin = min(offsets.values())
+    info["read"] = reader.size - begin
+    greped = [p for p in patterns if grep and p.ere is not None]
+    rest = [p for p in patterns if p not in greped]
+    counter = None if rest else LineCount(reader, set(offsets.values()))
+    errors: list = []
+
+    def run(pattern: Pattern) -> None:
+        try:
+            grep_count(reader, pattern, offsets[pattern.since])
+        except (OSError, ScanError) as exc:
+            errors.append(exc)
+
+    # One grep per pattern, each from its window start, side by side (grep runs outside the
+    # GIL; the threads only hand its output to Python).
+    threads: list = []
+    if len(greped) > 1 or (greped and rest):
+        import threading
+
+        threads = [threading.Thread(target=run, args=(pattern,)) for pattern in greped]
+    for thread in threads:
+        thread.start()
+    if greped and not threads:
+        run(greped[0])
+    if rest:
+        python_count(reader, patterns, rest, offsets, begin, stats)
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    if counter is not None:
+        for pattern in patterns:
+            pattern.lines += counter.lines(offsets[pattern.since])
+        stats["lines"] += counter.lines(begin)
     stats["bytes"] += info["read"]
     return info
 
 
 def count_journal(request: dict, patterns: list[Pattern], stats: dict) -> dict:
     """``journalctl -u UNIT --since @T -o json``: the entries' MESSAGE, matched per pattern."""
+    import shutil
+    import subprocess
+
     unit = request["journald_unit"]
     if shutil.which("journalctl") is None:
         return {"unavailable": "no journalctl on this host (journald_unit needs systemd's journal)"}
@@ -558,7 +862,12 @@ def expand(paths: list[str]) -> tuple[list[str], list[str]]:
     missing: list[str] = []
     for path in paths:
         path = os.path.expanduser(path)
-        matched = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+        if re.search("[*?[]", path):  # glob.has_magic; glob is imported only for a glob
+            import glob
+
+            matched = sorted(glob.glob(path))
+        else:
+            matched = [path]
         matched = [m for m in matched if os.path.isfile(m)]
         if not matched:
             missing.append(path)
@@ -619,9 +928,11 @@ def count(request: dict, now: float) -> dict:
     if request.get("journald_unit"):
         out["journal"] = count_journal(request, patterns, stats)
     else:
+        wanted = request.get("grep", True) and any(p.ere is not None for p in patterns)
+        asked = GnuGrep() if wanted else None  # while the paths are expanded
         files, out["missing"] = expand(request["paths"])
         earliest = min((p.since for p in patterns), default=now)
-        grep = request.get("grep", True) and gnu_grep()
+        grep = bool(files and asked)
         out["grep"] = grep
         for path in files:
             if path.endswith(COMPRESSED):
@@ -637,6 +948,9 @@ def count(request: dict, now: float) -> dict:
                 continue
             try:
                 out["files"].append(count_file(reader, patterns, stats, grep))
+            except (OSError, ScanError) as exc:
+                said = getattr(exc, "strerror", None) or str(exc)
+                out["files"].append({"path": path, "error": said})
             finally:
                 reader.close()
     out["patterns"] = {p.name: p.result() for p in patterns}

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import ssl
+import threading
 import time
 import warnings
 from collections.abc import Iterable
@@ -70,6 +71,7 @@ class Endpoint:
         self.first: Response | None = None
         self.tls_error: str | None = None
         self._samples: list[float] | None = None
+        self._sampling = threading.Lock()  # the latency checks share one series of samples
 
     def _get(self) -> Response:
         import urllib3
@@ -114,6 +116,11 @@ class Endpoint:
 
     def latencies(self) -> list[float]:
         """``samples`` timed requests on the kept-alive session (the runbook's curl loop)."""
+
+        with self._sampling:
+            return self._sample()
+
+    def _sample(self) -> list[float]:
         import requests
 
         if self._samples is None:

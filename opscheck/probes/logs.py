@@ -2,18 +2,26 @@
 "authentication failed" … | wc -l`` and ``du -sh /logs/*`` lines, as Measurements.
 
 The reading happens on the host that holds the logs: ``_logscan.py`` (stdlib only) is sent through
-the target's testinfra connection and run there with ``python3 -c``, bounded by ``timeout``; only
-counts and the top messages come back. It seeks to each window's start by binary search, so the
-last 4 h of a multi-GB log cost a few MB of reading. fail2ban's status is read here too.
+the target's testinfra connection and run there by the interpreter behind its ``python3`` (found
+once per host), bounded by ``timeout``; only counts and the top messages come back. It seeks to
+each window's start by binary search, so the last 4 h of a multi-GB log cost a few MB of reading,
+and lets GNU grep read the window with the regex ``grep_regex`` turns each pattern into.
+fail2ban's status is read here too.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
+import functools
 import importlib
+import importlib.util
 import json
+import marshal
 import re
 import shlex
+import threading
+import weakref
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,6 +104,238 @@ def _score(literals: list[tuple[str, bool]]) -> tuple[int, int]:
     return min(len(text) for text, _ in literals), -len(literals)
 
 
+# -- the regex GNU grep runs --------------------------------------------------------------------
+
+_ERE_SPECIAL = frozenset(b".[()*+?{|^$\\")
+_MAX_COUNT = 255  # a bigger {m,n} grows grep's automaton past what it is worth
+_NEWLINE = 10  # no line holds one: grep splits its input there
+
+
+class _NoEre(Exception):
+    """The regex uses something grep's extended regexes cannot say, not even more widely."""
+
+
+def grep_regex(regex: str) -> tuple[str, bool] | None:
+    """A POSIX extended regex for ``LC_ALL=C grep -E`` (over bytes) matching every line that
+    the Python regex ``regex`` matches: ``(ere, exact)``, exact when it matches no other line.
+    None when there is none worth running. The ERE is a ``str`` of one character per byte
+    (latin-1): a pattern may hold any byte but NUL and newline.
+
+    Translated from Python's own parse of the bytes regex, construct by construct: literals and
+    classes as byte sets (``(?i)`` as ``[Ee]``: Python folds ASCII only on bytes, as grep in the
+    C locale, and grep's ``-i`` is slower than the sets), groups, alternatives, repeats, anchors.
+    What an ERE cannot say is dropped, which widens the match: lookarounds, backreferences (as
+    ``.*``), possessive repeats and atomic groups, and word boundaries where grep's slower matcher
+    would run for them (see ``_keep_boundaries``); then the scanner confirms each line grep finds
+    with the Python regex, and the count stays the regex's."""
+    parser: Any = importlib.import_module("re._parser")
+    try:
+        tree = parser.parse(regex.encode())
+    except (re.error, UnicodeError):
+        return None
+    if tree.state.flags & re.LOCALE:
+        return None  # (?L): case and classes as the host's locale has them
+    icase = bool(tree.state.flags & re.IGNORECASE)
+    for keep in (_keep_boundaries(regex), False):
+        ere = _Ere(parser, keep)
+        try:
+            text, nullable = ere.sequence(list(tree), icase)
+        except _NoEre:
+            return None
+        if ere.exact or not keep:
+            break
+    if nullable and not ere.exact:
+        return None  # every line would be confirmed: the literals, or Python alone, do better
+    return text, ere.exact
+
+
+def _keep_boundaries(regex: str) -> bool:
+    r"""Whether grep checks ``\b`` cheaply here: when the regex has one case-sensitive literal
+    that every match contains, grep looks for it first. Without one (``(?i)\b(?:error|fatal)\b``)
+    its automaton runs for the boundaries: on 500 MB the errors preset took grep 0.57 s of CPU
+    with them, 0.39 s without them, and Python's check of the lines found adds ~0.03 s."""
+    found = required_literals(regex)
+    return bool(found) and len(found[0]) == 1 and not found[1]  # type: ignore[index]
+
+
+class _Ere:
+    """One translation: the ERE, and whether it is still exact."""
+
+    def __init__(self, parser: Any, keep_boundaries: bool) -> None:
+        self.c = parser
+        self.keep_boundaries = keep_boundaries
+        self.exact = True
+
+    def sequence(self, items: list[Any], icase: bool) -> tuple[str, bool]:
+        """(ERE, whether it matches the empty string) of a sequence of parsed items."""
+        parts, nullable = [], True
+        for op, value in items:
+            text, empty = self.item(op, value, icase)
+            parts.append(text)
+            nullable = nullable and empty
+        return "".join(parts), nullable
+
+    def item(self, op: Any, value: Any, icase: bool) -> tuple[str, bool]:
+        c = self.c
+        if op is c.LITERAL:
+            return _byte_set({value}, icase, negate=False), False
+        if op is c.NOT_LITERAL:
+            return _byte_set({value}, icase, negate=True), False
+        if op is c.ANY:
+            return ".", False  # with or without DOTALL: a line holds no newline
+        if op is c.IN:
+            members, negate = _class_members(value, c)
+            return _byte_set(members, icase, negate), False
+        if op is c.BRANCH:
+            options = [self.sequence(list(seq), icase) for seq in value[1]]
+            return "(" + "|".join(text for text, _ in options) + ")", any(e for _, e in options)
+        if op is c.SUBPATTERN:
+            _, add, remove, sub = value
+            if (add | remove) & re.LOCALE:
+                raise _NoEre
+            inner = (icase or bool(add & re.IGNORECASE)) and not remove & re.IGNORECASE
+            text, empty = self.sequence(list(sub), inner)
+            return ("(" + text + ")" if text else ""), empty
+        if op is getattr(c, "ATOMIC_GROUP", None):
+            self.exact = False  # (?>…) can fail where (…) matches: wider
+            text, empty = self.sequence(list(value), icase)
+            return ("(" + text + ")" if text else ""), empty
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+            low, high, sub = value
+            if op is not c.MAX_REPEAT and op is not c.MIN_REPEAT:
+                self.exact = False  # possessive: wider as a greedy repeat
+            text, empty = self.sequence(list(sub), icase)
+            if not text or text in ("^", "$", "\\b"):
+                return "", True  # a repeat of nothing, or of an anchor, matches where it is
+            atom = text if _is_atom(text) else "(" + text + ")"
+            return atom + _quantifier(low, high, c.MAXREPEAT), empty or low == 0
+        if op is c.AT:
+            if value in (c.AT_BEGINNING, c.AT_BEGINNING_STRING):
+                return "^", True  # the start of the line: grep and Python see one line each
+            if value in (c.AT_END, c.AT_END_STRING):
+                return "$", True
+            if value is c.AT_BOUNDARY and self.keep_boundaries:
+                return "\\b", True  # \w is [A-Za-z0-9_] for both (bytes, C locale)
+            if value in (c.AT_BOUNDARY, c.AT_NON_BOUNDARY):
+                self.exact = False
+                return "", True
+            raise _NoEre
+        if op in (c.ASSERT, c.ASSERT_NOT):
+            self.exact = False  # a lookaround only narrows: dropped, wider
+            return "", True
+        if op is c.GROUPREF:
+            self.exact = False  # what a group matched: some text of the line
+            return ".*", True
+        raise _NoEre  # (?(1)…|…) and whatever a later Python adds
+
+
+def _class_members(items: list[Any], c: Any) -> tuple[set[int], bool]:
+    """The bytes a parsed ``[…]`` lists (before case folding), and whether it is negated."""
+    members: set[int] = set()
+    negate = False
+    for op, value in items:
+        if op is c.NEGATE:
+            negate = True
+        elif op is c.LITERAL:
+            members.add(value)
+        elif op is c.RANGE:
+            members.update(range(value[0], value[1] + 1))
+        elif op is c.CATEGORY:
+            members |= _CATEGORIES[str(value).upper()]
+        else:
+            raise _NoEre
+    return members, negate
+
+
+def _category(escape: bytes) -> frozenset[int]:
+    compiled = re.compile(escape)
+    return frozenset(b for b in range(256) if compiled.fullmatch(bytes([b])))
+
+
+# \d, \s, \w and their opposites as Python's bytes regexes have them (ASCII)
+_CATEGORIES = {
+    "CATEGORY_DIGIT": _category(rb"\d"),
+    "CATEGORY_NOT_DIGIT": _category(rb"\D"),
+    "CATEGORY_SPACE": _category(rb"\s"),
+    "CATEGORY_NOT_SPACE": _category(rb"\S"),
+    "CATEGORY_WORD": _category(rb"\w"),
+    "CATEGORY_NOT_WORD": _category(rb"\W"),
+}
+
+
+def _byte_set(members: set[int], icase: bool, negate: bool) -> str:
+    """The ERE of one byte out of ``members`` (out of all others when ``negate``)."""
+    chosen = set(members)
+    if icase:  # Python's IGNORECASE on bytes: ASCII letters only
+        chosen |= {b ^ 0x20 for b in chosen if 65 <= b <= 90 or 97 <= b <= 122}
+    if negate:
+        chosen = set(range(256)) - chosen
+    chosen.discard(_NEWLINE)
+    if not chosen:
+        raise _NoEre  # only a newline: never within a line
+    if len(chosen) == 255:
+        return "."  # every byte but the newline (NUL too, with grep -a)
+    if len(chosen) == 1 and 0 not in chosen:
+        byte = chosen.pop()
+        return ("\\" if byte in _ERE_SPECIAL else "") + chr(byte)
+    if 0 in chosen:  # NUL cannot be written in an argument: say which bytes are not wanted
+        return "[^" + _bracket(set(range(1, 256)) - chosen - {_NEWLINE}) + "]"
+    return "[" + _bracket(chosen) + "]"
+
+
+def _bracket(members: set[int]) -> str:
+    """The inside of a bracket expression listing ``members`` (no NUL, no newline): ``]``
+    first, ``^`` never first, ``-`` last, the rest as ranges in byte order (so no ``[`` is
+    followed by ``:``, ``.`` or ``=``)."""
+    plain = sorted(members - {ord("]"), ord("^"), ord("-")})
+    parts: list[str] = ["]"] if ord("]") in members else []
+    start = 0
+    while start < len(plain):
+        end = start
+        while end + 1 < len(plain) and plain[end + 1] == plain[end] + 1:
+            end += 1
+        low, high = plain[start], plain[end]
+        if high - low >= 2:
+            parts.append(chr(low) + "-" + chr(high))
+        else:
+            parts.extend(chr(b) for b in plain[start : end + 1])
+        start = end + 1
+    if ord("^") in members:
+        if not parts and ord("-") in members:
+            return "-^"  # "^-" would negate
+        parts.append("^")
+    if ord("-") in members:
+        parts.append("-")
+    return "".join(parts)
+
+
+def _is_atom(text: str) -> bool:
+    """Whether a quantifier may follow ``text`` without parentheses: one byte, one class."""
+    if len(text) == 1 or (len(text) == 2 and text[0] == "\\"):
+        return text not in ("^", "$")
+    return text.startswith("[") and text.endswith("]") and text.count("[") == 1 == text.count("]")
+
+
+def _quantifier(low: int, high: Any, unbounded: Any) -> str:
+    if low > _MAX_COUNT or (high is not unbounded and high > _MAX_COUNT):
+        raise _NoEre
+    if high is unbounded:
+        return {0: "*", 1: "+"}.get(low, f"{{{low},}}")
+    if (low, high) == (0, 1):
+        return "?"
+    return f"{{{low}}}" if low == high else f"{{{low},{high}}}"
+
+
+def _literals_ere(exact: list[str], folded: list[str]) -> str:
+    """An ERE matching the lines that hold one of the literals (``folded``: any case)."""
+    options = [
+        "".join(_byte_set({b}, icase, negate=False) for b in text.encode())
+        for texts, icase in ((exact, False), (folded, True))
+        for text in texts
+    ]
+    return "|".join(options)
+
+
 # -- the source -------------------------------------------------------------------------------
 
 
@@ -113,23 +353,115 @@ def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+# What python3 stands for on the host is found by starting it once: a version manager's shim
+# (pyenv's is a bash script that runs `pyenv exec`) costs ~80 ms at every start, the interpreter
+# itself ~10 ms. -S: the scanner needs no site-packages, whose .pth files can cost ~40 ms more.
+_WHICH_PYTHON = "command -v python3 || exit 3"
+# Its path and its bytecode's magic number: where that is this Python's, the scanner is sent
+# compiled (marshal), which spares the host compiling it at every scan (~10 ms).
+_FIND_PYTHON = (
+    f"{_WHICH_PYTHON}; python3 -S -c "
+    "'import sys, importlib.util; print(sys.executable); print(importlib.util.MAGIC_NUMBER.hex())'"
+)
+_NO_PYTHON = 3
+
+
+@dataclass(frozen=True)
+class _Python:
+    path: str  # what to run: the interpreter itself, or python3 where it cannot tell
+    magic: str  # importlib.util.MAGIC_NUMBER, hex
+
+
+class _Interpreters:
+    """The interpreter behind each host's ``python3``, started once per host and ``python3``
+    (``command -v python3`` is asked again at each source's open: PATH may have changed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: weakref.WeakKeyDictionary[Any, dict[str, _Python]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._host_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def python(self, host: Host, host_name: str) -> _Python | None:
+        """The host's python3; None where it has none. One command per call."""
+        with self._lock:
+            host_lock = self._host_locks.setdefault(host, threading.Lock())
+        with host_lock:  # one start per host and python3; other threads wait for it
+            with self._lock:
+                known = self._found.setdefault(host, {})
+            if known:
+                result = host.run(_WHICH_PYTHON)
+                lines = result.stdout.strip().splitlines()
+                if result.rc != 0 or not lines:
+                    return None
+                if lines[0].strip() in known:
+                    return known[lines[0].strip()]
+            result = host.run(_FIND_PYTHON)  # `command -v python3`, then what it runs
+            lines = [line.strip() for line in result.stdout.strip().splitlines()]
+            if result.rc == _NO_PYTHON or not lines:
+                return None
+            if result.rc != 0 or len(lines) < 3:
+                said = result.stderr.strip().splitlines() or [f"exit status {result.rc}"]
+                raise Unreachable(f"python3 on {host_name} does not start: {said[-1][:300]}")
+            shim, path, magic = lines[0], lines[-2], lines[-1]
+            found = _Python(path if path.startswith("/") else "python3", magic)
+            with self._lock:
+                known[shim] = found
+            return found
+
+
+_INTERPRETERS = _Interpreters()
+_MAGIC = importlib.util.MAGIC_NUMBER.hex()
+
+
+@functools.cache
+def _boot(magic: str | None = None) -> str:
+    """The ``python3 -S -c`` program that unpacks and runs the scanner, built once per process:
+    compiled (marshal) for a host whose Python has this one's bytecode ``magic``, else its
+    source, without the docstrings and comments (a third less for the host to compile)."""
+    tree = ast.parse(SCANNER.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                node.body = body[1:] or [ast.Pass()]
+    source = ast.unparse(tree)
+    if magic == _MAGIC:
+        packed = marshal.dumps(compile(source, "<opscheck log scanner>", "exec"))
+        unpack = "marshal.loads(zlib.decompress(base64.b64decode('{}')))"
+    else:
+        packed, unpack = source.encode(), "zlib.decompress(base64.b64decode('{}'))"
+    code = base64.b64encode(zlib.compress(packed, 9)).decode()
+    return "import base64,marshal,zlib;exec(" + unpack.format(code) + ")"
+
+
 class LogSource:
-    """One ``[[logs]]`` target on its host; scans once per run, every check reads the result."""
+    """One ``[[logs]]`` target on its host; scans once per run, every check reads the result.
+    Thread-safe: checks measured side by side share the one scan."""
 
     def __init__(self, target: LogsTarget, host: Host, host_name: str = "") -> None:
         self.target = target
         self.host = host  # a testinfra host: the target's [[host]], or this machine
         self.host_name = host_name or "this machine"
+        self.python = _Python("python3", "")
+        self._files_lock = threading.Lock()
+        self._counts_lock = threading.Lock()
         self._files: dict[str, Any] | None = None
         self._counts: dict[str, Any] | None = None
 
     def open(self) -> LogSource:
-        """The scanner runs on the host: it needs python3 there."""
-        if not self.host.exists("python3"):
+        """The scanner runs on the host: it needs python3 there, found once per host."""
+        python = _INTERPRETERS.python(self.host, self.host_name)
+        if python is None:
             raise Unreachable(
                 f"{self.host_name} has no python3: opscheck's log scanner runs there "
                 "(Debian: apt-get install python3-minimal)"
             )
+        self.python = python
         return self
 
     def paths(self, days: int = 1) -> list[str]:
@@ -143,12 +475,17 @@ class LogSource:
 
     def files(self) -> dict[str, Any]:
         """Today's files of the source: size, modification time, first and last timestamp."""
-        if self._files is None:
-            self._files = self._scan({"mode": "files", "paths": self.paths()})
-        return self._files
+        with self._files_lock:
+            if self._files is None:
+                self._files = self._scan({"mode": "files", "paths": self.paths()})
+            return self._files
 
     def counts(self) -> dict[str, Any]:
-        """Every pattern of the target counted in one pass over the files (or the journal)."""
+        """Every pattern of the target counted in one scan of the files (or the journal)."""
+        with self._counts_lock:
+            return self._count()
+
+    def _count(self) -> dict[str, Any]:
         if self._counts is None:
             patterns = self.target.patterns
             longest = max((window_seconds(p.window) or 86400.0 for p in patterns), default=86400.0)
@@ -169,10 +506,9 @@ class LogSource:
             journald_unit=t.journald_unit,
             journald_directory=t.journald_directory,
         )
-        code = base64.b64encode(zlib.compress(SCANNER.read_bytes(), 9)).decode()
-        boot = f"import base64,zlib;exec(zlib.decompress(base64.b64decode('{code}')))"
         command = (
-            f"timeout {t.scan_timeout:g} python3 -c {shlex.quote(boot)} "
+            f"timeout {t.scan_timeout:g} {shlex.quote(self.python.path)} -S -c "
+            f"{shlex.quote(_boot(self.python.magic))} "
             f"{shlex.quote(json.dumps(request))}"
         )
         result = self.host.run(command)
@@ -195,12 +531,22 @@ def _pattern_request(pattern: LogPattern, target: LogsTarget) -> dict[str, Any]:
         "regexes": pattern.regexes,
         "levels": pattern.level,
     }
+    literals = None
     if pattern.regexes:
-        found = required_literals(pattern.regexes[0])
-        if found:
-            spec["literals"], spec["iliterals"] = found
+        literals = required_literals(pattern.regexes[0])
+        if literals:
+            spec["literals"], spec["iliterals"] = literals
     elif pattern.level and target.format == "json":
         spec["iliterals"] = [level.lower() for level in pattern.level]
+        literals = [], spec["iliterals"]
+    # What GNU grep runs on the host: the first regex (exact when it is the only criterion), else
+    # the literals one of which a match holds; every line it finds is then confirmed.
+    found = grep_regex(pattern.regexes[0]) if pattern.regexes else None
+    if found is not None:
+        spec["ere"] = found[0]
+        spec["exact"] = found[1] and len(pattern.regexes) == 1 and not pattern.level
+    elif literals:
+        spec["ere"] = _literals_ere(*literals)
     return spec
 
 

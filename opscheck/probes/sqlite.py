@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import sqlite3
+import threading
 import time
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote
@@ -63,6 +64,7 @@ class Database:
         self.busy_timeout = busy_timeout  # waiting for a writer's lock
         self.query_timeout = query_timeout
         self._conn: sqlite3.Connection | None = None
+        self._reading = threading.Lock()  # one statement at a time on the one connection
 
     def open(self) -> Database:
         """Check that the host can read SQLite files at all (a missing file is not an error)."""
@@ -122,9 +124,16 @@ class Database:
         return self._local(sql) if self.host is None else self._remote(self.host, sql)
 
     def _local(self, sql: str) -> list[str]:
+        with self._reading:
+            return self._read(sql)
+
+    def _read(self, sql: str) -> list[str]:
         if self._conn is None:
             uri = f"file:{quote(os.path.abspath(self.path))}?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout)
+            # Opened by whichever check reads first, in its thread; used by the others in theirs.
+            self._conn = sqlite3.connect(
+                uri, uri=True, timeout=self.busy_timeout, check_same_thread=False
+            )
         deadline = time.monotonic() + self.query_timeout
         # sqlite3 has no statement timeout: the progress handler interrupts a statement past it.
         self._conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)

@@ -8,9 +8,9 @@ from opscheck.probes import postgres as probes
 pytestmark = [pytest.mark.postgres, pytest.mark.capacity, pytest.mark.weekly, pytest.mark.monthly]
 
 
-def test_dead_tuples_below_limit(postgres, limits):
+def test_dead_tuples_below_limit(postgres, postgres_target, limits):
     """No table over 1000 dead tuples has more than 50 % dead per live tuple (`dead_ratio`)."""
-    limits.check("postgres.dead_tuple_pct", probes.dead_tuples(postgres))
+    limits.check("postgres.dead_tuple_pct", probes.dead_tuples(postgres, postgres_target))
 
 
 @pytest.mark.applies_to("tables")
