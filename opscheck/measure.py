@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
-import subprocess
 import threading
 import time
 from collections import deque
@@ -214,11 +213,10 @@ def start(config: pytest.Config, run: Run, items: list[pytest.Item]) -> None:
     workers = int(config.getoption("measure_workers"))
     if workers < 2 or hasattr(config, "workerinput"):
         return  # under xdist the controller hands items out one by one: measured in the test
-    # Checks start commands (ssh, grep, pg_restore) from the threads while pytest's main thread
-    # rewrites $PYTEST_CURRENT_TEST at every test phase; a child started with vfork can read the
-    # environment mid-change and fail ("Bad address: '/bin/sh'", ~1 start in 1,000). The
-    # subprocess documentation's switch for this: fork instead.
-    subprocess._USE_VFORK = False  # type: ignore[misc]
+    # Checks start commands (ssh, pg_restore) from these threads while pytest's main thread
+    # rewrites $PYTEST_CURRENT_TEST at every test phase: a child that inherits the live
+    # environment can read it mid-change ("Bad address: '/bin/sh'", ~1 start in 1,000), so every
+    # command a probe starts is given its own copy (fixtures/host.py, probes/restore.py).
     ahead = Ahead(run, workers, int(config.getoption("measure_per_target")))
     config.stash[KEY] = ahead
     ahead.plan(items)

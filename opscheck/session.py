@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import tempfile
 import threading
 from collections.abc import Callable
@@ -22,6 +23,19 @@ T = TypeVar("T")
 TargetT = TypeVar("TargetT", bound=Target)
 Opener = Callable[[TargetT, "Run"], T]
 """Opens the connection of a target: raises ``Unreachable`` with the real error when it cannot."""
+
+
+def environment() -> dict[str, str]:
+    """A copy of the environment for a command a check starts: taken while pytest's main thread
+    may be changing it (``$PYTEST_CURRENT_TEST``), and handed to the child, which then never
+    reads the live one (see opscheck.measure)."""
+    while True:
+        try:
+            env = dict(os.environ.items())
+        except (KeyError, RuntimeError):  # a variable went away while it was copied: again
+            continue
+        env.pop("PYTEST_CURRENT_TEST", None)
+        return env
 
 
 class Unreachable(Exception):

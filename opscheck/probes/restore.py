@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import math
-import os
 import re
 import secrets
 import subprocess
@@ -30,6 +29,7 @@ from opscheck.judge import Measurement, ProbeError
 from opscheck.probes.backup import File, Found, Store
 from opscheck.probes.backup_integrity import kind_of
 from opscheck.probes.postgres import describe_error
+from opscheck.session import environment
 from opscheck.units import format_value
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def restore(
 def _load(
     dump: Path, kind: str, conninfo: str, password: str | None, deadline: float, result: Restored
 ) -> None:
-    env = {**os.environ, "PGAPPNAME": "opscheck-restore"}
+    env = {**environment(), "PGAPPNAME": "opscheck-restore"}
     if password is not None:
         env["PGPASSWORD"] = password  # the child's environment: never its command line
     gz = dump.name.lower().endswith(".gz")
@@ -243,7 +243,7 @@ def _load(
             stdin = None
             if gz and kind == "pg_plain":  # streamed: a dump may be bigger than this memory
                 unzip = stack.enter_context(
-                    subprocess.Popen(["gzip", "-dc", str(dump)], stdout=subprocess.PIPE)
+                    subprocess.Popen(["gzip", "-dc", str(dump)], stdout=subprocess.PIPE, env=env)
                 )
                 stack.callback(unzip.kill)  # psql gone (done, failed, timed out): stop gzip too
                 stdin = unzip.stdout
