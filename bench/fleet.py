@@ -47,6 +47,7 @@ from pathlib import Path
 
 from _timing import REPO
 
+from opscheck.testbed import CALM_HOST_THRESHOLDS
 from opscheck.testbed.sshd import Sshd
 
 CHECKS = 5  # of `-m midday` in suites/host, per host
@@ -54,21 +55,7 @@ LOOP = (
     "uname -n; df -P -k; cat /proc/meminfo /proc/loadavg; getconf _NPROCESSORS_ONLN; "
     "head -n1 /proc/stat; sleep 1; head -n1 /proc/stat"
 )
-# Levels no machine running this benchmark reaches: the run is about time, not this machine.
-THRESHOLDS = """
-[host.disk_used_pct]
-warn = "99%"
-crit = "100%"
-[host.memory_used_pct]
-warn = "99%"
-crit = "100%"
-[host.load_per_core]
-warn = 1000
-crit = 1000
-[host.cpu_busy_pct]
-warn = "100%"
-crit = "100%"
-"""
+THRESHOLDS = CALM_HOST_THRESHOLDS
 
 
 class FleetSshd(Sshd):

@@ -20,25 +20,11 @@ import pytest
 
 from opscheck.config import load
 from opscheck.session import Run, TargetDown
-from opscheck.testbed import free_port
+from opscheck.testbed import CALM_HOST_THRESHOLDS, free_port
 from opscheck.testbed.sshd import Sshd, _write_key, host_block
 from tests_meta.conftest import REPO
 
-# Levels a busy 2-core CI box never reaches: these tests are about connections and reports.
-CALM = """
-[host.disk_used_pct]
-warn = "99%"
-crit = "100%"
-[host.memory_used_pct]
-warn = "99%"
-crit = "100%"
-[host.load_per_core]
-warn = 1000
-crit = 1000
-[host.cpu_busy_pct]
-warn = "100%"
-crit = "100%"
-"""
+CALM = CALM_HOST_THRESHOLDS  # these tests are about connections and reports
 MIDDAY = 5  # host checks of the midday schedule, per host
 REFUSED_AUTH = "Connection closed by authenticating user"
 
