@@ -79,12 +79,14 @@ class _Job:
     seconds: float = 0.0
     done: threading.Event = field(default_factory=threading.Event)
 
-    def run(self) -> None:
+    def run(self, run: Run) -> None:
         start = time.perf_counter()
         try:
             self.item.obj(**self.kwargs, limits=self.recorder)
         except BaseException as exc:  # kept for the replay, raised where pytest expects it
-            self.error = exc
+            # A target that stopped answering is down from now on: its checks still waiting
+            # here fail at once instead of each waiting for its own timeout.
+            self.error = run.noticed(self.key, self.item.originalname, exc)
         finally:
             self.seconds = time.perf_counter() - start
             self.done.set()
@@ -177,7 +179,7 @@ class Ahead:
                     return
                 self._busy[job.key] = self._busy.get(job.key, 0) + 1
             try:
-                job.run()
+                job.run(self.run)
             finally:
                 with self._lock:
                     self._busy[job.key] -= 1

@@ -166,6 +166,16 @@ def _target(item: pytest.Item) -> cfg.Target | None:
     return next((t for c in cfg.COMPONENTS if (t := params.get(f"{c}_target")) is not None), None)
 
 
+def _target_key(item: pytest.Item) -> tuple[str, str] | None:
+    """(component, name) of the item's target, if it has one."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for component in cfg.COMPONENTS:
+        target = params.get(f"{component}_target")
+        if target is not None:
+            return component, str(target.name)
+    return None
+
+
 def target_of(item: pytest.Item) -> str | None:
     target = _target(item)
     return None if target is None else str(target.name)
@@ -283,7 +293,17 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A probe that cannot measure fails its test with its one-line reason, no traceback; one
     that finds nothing to measure (no replica, AOF off) skips it with the reason."""
     try:
-        return (yield)
+        try:
+            return (yield)
+        except Exception as exc:  # measured here (not ahead): did its target stop answering?
+            key = _target_key(item)
+            if key is None:
+                raise
+            test = getattr(item, "originalname", item.name)
+            noticed = item.config.stash[RUN_KEY].noticed(key, test, exc)
+            if noticed is exc:
+                raise
+            raise noticed from None
     except TargetDown as down:
         raise pytest.fail.Exception(_down(item, down), pytrace=False) from None
     except (ProbeError, NotApplicable) as exc:

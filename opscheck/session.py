@@ -42,19 +42,48 @@ class Unreachable(Exception):
     """Connecting to a target failed; the message is the real error, redacted."""
 
 
+class Lost(Exception):
+    """A target stopped answering mid-run: a deadline passed or its connection broke. Raised by
+    a connection or a probe with the real error; ``key`` is the (component, target) it belongs
+    to when that is not the check's own (the ``[[host]]`` a log file lives on)."""
+
+    def __init__(self, error: str, key: tuple[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.error, self.key = error, key
+
+
+Classifier = Callable[[BaseException], "str | None"]
+"""A component's test of an exception: the real error if it means the target stopped answering
+(a timeout, a broken connection), else None (a refused command, a bad reply: the check's own)."""
+
+LOST: dict[str, Classifier] = {}
+
+
 class TargetDown(Exception):
     """A check needed a target that cannot be reached: the target's connectivity test fails with
-    the real error, its other checks at once, pointing to it (see ``message``)."""
+    the real error, its other checks at once, pointing to it (see ``message``).
 
-    def __init__(self, name: str, error: str, connectivity_test: str) -> None:
+    A target that stopped answering mid-run (``lost``) is down from then on: the check that
+    noticed gives the real error (``connectivity_test`` is then that check) and the others point
+    to it."""
+
+    def __init__(
+        self, name: str, error: str, connectivity_test: str, *, lost: bool = False
+    ) -> None:
         super().__init__(f"{name}: unreachable: {error}")
         self.name, self.error, self.connectivity_test = name, error, connectivity_test
+        self.lost = lost
 
     def message(self, test: str) -> str:
         """The failure line of ``test`` (a test function's name) of this target."""
+        see = f"{self.connectivity_test}[{self.name}]"
+        if self.lost:
+            if test == self.connectivity_test:
+                return f"{self.name}: stopped answering mid-run: {self.error}"
+            return f"{self.name}: unreachable (stopped answering in {see}): {self.error}"
         if test == self.connectivity_test:
             return f"{self.name}: unreachable: {self.error}"
-        return f"{self.name}: unreachable (see {self.connectivity_test}[{self.name}]): {self.error}"
+        return f"{self.name}: unreachable (see {see}): {self.error}"
 
 
 class Run:
@@ -63,7 +92,7 @@ class Run:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._clients: dict[tuple[str, str], Any] = {}
-        self._errors: dict[tuple[str, str], str] = {}
+        self._down: dict[tuple[str, str], TargetDown] = {}
         self._closers: list[Callable[[], None]] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         # Checks measure ahead of their tests, several at once (opscheck.measure): each target
@@ -94,20 +123,44 @@ class Run:
         with self._lock:
             opening = self._opening.setdefault(key, threading.Lock())
         with opening:
-            if key in self._errors:
-                raise TargetDown(target.name, self._errors[key], connectivity_test)
+            if key in self._down:
+                raise self._down[key]
             if key not in self._clients:
                 try:
                     opened = opener(target, self)
                 except Unreachable as exc:
-                    self._errors[key] = str(exc)
-                    raise TargetDown(target.name, str(exc), connectivity_test) from None
+                    self._down[key] = TargetDown(target.name, str(exc), connectivity_test)
+                    raise self._down[key] from None
                 self._clients[key] = opened
                 close = getattr(opened, "close", None)
                 if callable(close):  # a session, a client, a database: closed at the end
                     self.on_close(close)
             client: T = self._clients[key]
             return client
+
+    def down(self, key: tuple[str, str]) -> TargetDown | None:
+        """Why the target ``key`` (component, name) cannot be reached, if it cannot."""
+        return self._down.get(key)
+
+    def noticed(self, key: tuple[str, str], test: str, exc: BaseException) -> BaseException:
+        """What a check of target ``key`` (component, name), the test function ``test``, raises
+        for ``exc``: if it means the target stopped answering (``Lost``, or what the component's
+        ``LOST`` classifier recognises), the target is down for the rest of the run, its other
+        checks fail at once (``connect`` raises), and this check says so; else ``exc``."""
+        if isinstance(exc, TargetDown):
+            return exc
+        if isinstance(exc, Lost):
+            error: str | None = exc.error
+            key = exc.key or key
+        else:
+            classify = LOST.get(key[0])
+            error = classify(exc) if classify is not None else None
+        if error is None:
+            return exc
+        with self._lock:  # several checks in flight may notice it at once: the first is told
+            if key not in self._down:
+                self._down[key] = TargetDown(key[1], error, test, lost=True)
+            return self._down[key]
 
     def on_close(self, closer: Callable[[], None]) -> None:
         self._closers.append(closer)
@@ -161,16 +214,21 @@ def target_fixture(
     doc: str,
     *,
     name: str | None = None,
+    lost: Classifier | None = None,
 ) -> Any:
     """The fixture ``name`` (default: the component): this test's ``[[component]]`` connection,
     as ``opener`` makes it, opened once per run on first use; ``connectivity_test`` is the check
-    whose failure the target's other tests point to. As pytest-postgresql's factories::
+    whose failure the target's other tests point to; ``lost`` recognises the exceptions that
+    mean the target stopped answering mid-run (see ``Run.noticed``). As pytest-postgresql's
+    factories::
 
         redis = target_fixture("redis", _open, "test_redis_reachable", "This test's client.")
     """
     argname = f"{component}_target"
     name = name or component
     CONNECTIONS[name] = (component, opener, connectivity_test)
+    if lost is not None:
+        LOST[component] = lost
 
     def fixture(opscheck_run: Run, **targets: TargetT) -> T:
         return cast(T, lazy_connection(opscheck_run, name, targets))
