@@ -86,7 +86,7 @@ class _Job:
         except BaseException as exc:  # kept for the replay, raised where pytest expects it
             # A target that stopped answering is down from now on: its checks still waiting
             # here fail at once instead of each waiting for its own timeout.
-            self.error = run.noticed(self.key, self.item.originalname, exc)
+            self.error = run.noticed(self.key, self.item.name, exc)
         finally:
             self.seconds = time.perf_counter() - start
             self.done.set()

@@ -41,9 +41,12 @@ from typing import Any
 
 from opscheck.report import (
     _VERDICT_STYLE,
+    HELD,
     OUTCOMES,
     SCHEMA_VERSION,
     Archive,
+    _locked_as,
+    _take_if_dead,
     _write_atomic,
     by_category,
     counts,
@@ -522,29 +525,59 @@ def write(merged: Merged, root: Path) -> Merged:
     return merged
 
 
-def _claim(marker: Path) -> bool:
-    """Take a run's merge for this process; ``False`` when another process already took it."""
+def _claim(marker: Path) -> tuple[int, Path] | None:
+    """Take a run's merge for this process: its ``.merging-`` file, created and locked (the lock
+    dies with the process: one killed mid-merge leaves a claim the next merger takes over).
+    None when the run is merged (``marker``) or another live process is merging it."""
+    lock = marker.with_name(marker.name.replace(".merged-", ".merging-", 1))
     marker.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    except FileExistsError:
-        return False
-    return True
+    fd: int | None = None
+    while fd is None and not marker.exists():
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            fd = _take_if_dead(lock)  # None: a live process merges it
+            if fd is None:
+                return None
+            break
+        if not _locked_as(fd, lock, wait=True):
+            os.close(fd)  # swept in the instant before it was locked: again
+            fd = None
+    if fd is None:
+        return None
+    HELD.add(lock)
+    if marker.exists():  # merged meanwhile
+        _release(fd, lock)
+        return None
+    return fd, lock
+
+
+def _release(fd: int, lock: Path) -> None:
+    lock.unlink(missing_ok=True)  # while still locked: no one else can take it meanwhile
+    os.close(fd)
+    HELD.discard(lock)
+
+
+def _mark_merged(marker: Path) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(marker, os.O_CREAT | os.O_WRONLY, 0o644))
 
 
 def _merge_once(
     root: Path, parts: list[Part], missing: list[int], notes: list[str]
 ) -> Merged | None:
-    """Merge and write a run unless another process has (``None``); the marker stays, so a run
-    is merged once, unless writing failed."""
+    """Merge and write a run unless another process has or is doing it (``None``); the marker,
+    made once the reports are written, keeps a run from being merged twice."""
     marker = _marker(root, parts)
-    if not _claim(marker):
+    claim = _claim(marker)
+    if claim is None:
         return None
     try:
-        return write(merge(parts, missing, notes), root)
-    except BaseException:
-        marker.unlink(missing_ok=True)
-        raise
+        merged = write(merge(parts, missing, notes), root)
+        _mark_merged(marker)
+        return merged
+    finally:
+        _release(*claim)
 
 
 # -- the last shard of a run ---------------------------------------------------------------------
@@ -662,7 +695,7 @@ def run(argv: list[str]) -> int:
             parts = [p for p in _candidates(args.paths) if _wanted(p, args)]
             chosen, missing, notes = check(parts, args.partial)
             merged = [write(merge(chosen, missing, notes), args.reports_dir)]
-            _claim(_marker(args.reports_dir, chosen))  # a later run without paths skips it
+            _mark_merged(_marker(args.reports_dir, chosen))  # a later run without paths skips it
         else:
             merged, lines, code = _pending(args.reports_dir, args)
     except Refused as refused:

@@ -42,7 +42,7 @@ def _pointing(excinfo: pytest.ExceptionInfo[BaseException] | None, down: TargetD
     The one failure of a down target that gives the real error is an ordinary failure; the
     others point to it (to its connectivity test, or to its first check when the run has no
     connectivity test: opscheck.plugin decides which and words the message)."""
-    return excinfo is not None and str(excinfo.value) != down.message(down.connectivity_test)
+    return excinfo is not None and str(excinfo.value) != down.first
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -58,7 +58,7 @@ def pytest_runtest_makereport(
         excinfo.traceback = excinfo.traceback[-1:]
     report = yield
     if down is not None and report.failed and _pointing(excinfo, down):
-        see = (UNREACHABLE, f"{down.connectivity_test}[{down.name}]")
+        see = (UNREACHABLE, down.seen)
         report.user_properties.append(see)
         item.user_properties.append(see)  # JUnit writes the properties of the last report
     return report

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import warnings
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,9 @@ from typing import Any
 import pytest
 
 from opscheck import config as cfg
-from opscheck import measure
+from opscheck import measure, redaction
 from opscheck.checks import CATEGORIES, SCHEDULES
-from opscheck.judge import Limits, ProbeError
+from opscheck.judge import RECORD, Limits, ProbeError, Record
 from opscheck.probes import NotApplicable
 from opscheck.session import Run, TargetDown
 
@@ -74,7 +76,8 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         loaded = cfg.load(inventory, thresholds, _suite_check_ids(config))
     except cfg.ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(redaction.redact(str(exc))) from None
+    redaction.register(loaded.secrets)  # before anything can print one
     for name in loaded.schedules:
         if name not in SCHEDULES:  # custom ([settings] schedules): a marker like the built-ins
             config.addinivalue_line("markers", f"{name}: schedule declared in the inventory")
@@ -107,6 +110,36 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     measure.stop(config)
     if RUN_KEY in config.stash:
         config.stash[RUN_KEY].close()
+    if CONFIG_KEY in config.stash:
+        redaction.unregister(config.stash[CONFIG_KEY].secrets)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None, None, None]:
+    """``sys.stdout`` and ``sys.stderr`` redact, from before pytest's capture starts: it keeps
+    them as the streams it restores between tests, so what a library or a measuring thread
+    prints outside a test's capture passes the redaction layer too. Put back at the very end
+    (the capture's clean-up, registered after this one, runs first)."""
+    streams = sys.stdout, sys.stderr
+    early_config.add_cleanup(lambda: _restore(*streams))
+    if not isinstance(sys.stdout, redaction.RedactingStream):
+        sys.stdout = redaction.RedactingStream(sys.stdout)
+    if not isinstance(sys.stderr, redaction.RedactingStream):
+        sys.stderr = redaction.RedactingStream(sys.stderr)
+    return (yield)
+
+
+def _restore(stdout: Any, stderr: Any) -> None:
+    sys.stdout, sys.stderr = stdout, stderr
+
+
+def pytest_plugin_registered(plugin: object, plugin_name: str) -> None:
+    """Every line the terminal writes passes the redaction layer, from the first one on: what
+    reports carry is redacted already (``pytest_runtest_logreport``), this also covers the rest
+    (warnings, live logs, internal errors, other plugins' summary lines)."""
+    if plugin_name == "terminalreporter" and isinstance(plugin, pytest.TerminalReporter):
+        writer = plugin.config.get_terminal_writer()
+        writer.write = redaction.redacting(writer.write)  # type: ignore[method-assign]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -279,6 +312,8 @@ def _down(item: pytest.Item, down: TargetDown) -> str:
     """The failure line of a check whose target is down. Its connectivity check gives the real
     error and the others point to it; when that check is not in the run (``-k``, one suite),
     the first of them in the run gives the real error instead."""
+    if down.lost:  # the check that noticed gives the error, by its id; the others point to it
+        return down.message(item.name)
     name = getattr(item, "originalname", item.name)
     told = item.config.stash.setdefault(TOLD_KEY, set())
     first = name != down.connectivity_test and down.name not in told
@@ -299,8 +334,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             key = _target_key(item)
             if key is None:
                 raise
-            test = getattr(item, "originalname", item.name)
-            noticed = item.config.stash[RUN_KEY].noticed(key, test, exc)
+            noticed = item.config.stash[RUN_KEY].noticed(key, item.name, exc)
             if noticed is exc:
                 raise
             raise noticed from None
@@ -315,28 +349,50 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         raise pytest.fail.Exception(message, pytrace=False) from None  # no chained traceback
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[Any]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Keep secrets out of every report: failure text, skip reason and recorded properties."""
-    report = yield
-    secrets = item.config.stash[CONFIG_KEY].secrets
-    if not secrets:
-        return report
-    if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
-        path, line, reason = report.longrepr
-        report.longrepr = (path, line, cfg.redact(reason, secrets))
-    elif report.longrepr is not None:
-        text = str(report.longrepr)
-        clean = cfg.redact(text, secrets)
-        if clean != text:
-            report.longrepr = clean
-    report.user_properties = [
-        (k, cfg.redact(v, secrets) if isinstance(v, str) else v) for k, v in report.user_properties
-    ]
-    report.sections = [(k, cfg.redact(v, secrets)) for k, v in report.sections]
-    return report
+# What identifies a report, as pytest, xdist and the reports match them: not redacted.
+_IDENTITY = frozenset(("nodeid", "location", "keywords", "when", "outcome", "result"))
+
+
+def _redact_report(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Every text a report carries, redacted: the failure with its traceback (pytest's display
+    of the arguments and locals included), the skip reason, captured output and logs, recorded
+    properties (a record's fields, its JSON kept valid), what other plugins attach (extras)."""
+    for key, value in list(vars(report).items()):
+        if key == "user_properties" and isinstance(report, pytest.TestReport):
+            report.user_properties = [(k, _redact_property(k, v)) for k, v in value]
+        elif key not in _IDENTITY:
+            setattr(report, key, redaction.scrub(value))
+
+
+def _redact_property(key: str, value: Any) -> Any:
+    clean = redaction.scrub(value)
+    if key == RECORD and clean != value:  # the record's fields, not its JSON text
+        clean = redaction.scrub(Record.from_json(value)).to_json()
+    return clean
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep secrets out of every test report before anything reads it: the terminal, JUnit,
+    pytest-html, the JSON report and archive, xdist's controller. (``makereport`` is too
+    early: wrappers around it still add to the report.)"""
+    _redact_report(report)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """A collection error's traceback, redacted before it is shown or written."""
+    _redact_report(report)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_warning_recorded(warning_message: warnings.WarningMessage) -> None:
+    """A warning's text, redacted before the warnings summary (or, under xdist, the controller,
+    which does not know the secrets a worker added) gets it."""
+    text = str(warning_message.message)
+    clean = redaction.redact(text)
+    if clean != text:
+        warning_message.message = UserWarning(clean)  # its category stays the warning's own
 
 
 def verdict_of(report: pytest.TestReport) -> str | None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import html
 import json
 import os
 import re
+import secrets
+import stat
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,16 +71,143 @@ def _reason(report: pytest.TestReport) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    """Write ``path`` whole or not at all: into a partial file of this writer's own (pid and
+    random: runs sharing a path never share one), locked while written, then renamed over
+    ``path``. Partials that writers killed mid-write left in the folder are removed first."""
+    sweep_partials(path)
+    fd, partial = _create_locked(
+        lambda: path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    )
+    try:
+        with os.fdopen(os.dup(fd), "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        HELD.discard(partial)
+        os.close(fd)
+
+
+# -- files of writers that died ------------------------------------------------------------------
+# A writer holds an flock on its lock or partial file while it lives; the kernel releases it when
+# the process ends, however it ends (SIGKILL too). So a file nobody holds, found under a name only
+# writers use, was left by a dead one. A sweeper takes the lock itself before it deletes, and a
+# writer checks after locking that the name is still its file: neither can delete the other's.
+# (Where flock is emulated by POSIX record locks, as on NFS, a process does not conflict with its
+# own locks: HELD keeps a process from sweeping its own files.)
+
+HELD: set[Path] = set()  # the lock and partial files this process holds
+
+
+def _create_locked(name: Callable[[], Path]) -> tuple[int, Path]:
+    """Create a new file at ``name()`` and lock it: (descriptor, path)."""
+    while True:
+        path = name()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        if _locked_as(fd, path, wait=True):
+            HELD.add(path)
+            return fd, path
+        os.close(fd)  # swept in the instant before it was locked: another name
+
+
+def _locked_as(fd: int, path: Path, wait: bool = False) -> bool:
+    """Lock ``fd`` (or find it held by another process: False), then check that ``path`` still
+    names its file. A filesystem without locks (some NFS mounts) counts as held: never swept."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:
+        return wait  # no locks here: the writer goes on, a sweeper leaves the file alone
+    try:
+        now, held = os.stat(path, follow_symlinks=False), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _take_if_dead(path: Path) -> int | None:
+    """The locked descriptor of ``path`` when no live process holds it, else None."""
+    if path in HELD:
+        return None
+    try:  # for writing: NFS takes a write lock only on such; non-blocking: a FIFO planted
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)  # there must not hang
+    except OSError:
+        return None
+    if stat.S_ISREG(os.fstat(fd).st_mode) and _locked_as(fd, path):
+        return fd
+    os.close(fd)
+    return None
+
+
+def _remove_if_dead(path: Path, *with_it: Path) -> int:
+    """Delete ``path`` (and ``with_it`` first) when its writer is dead; how many files."""
+    fd = _take_if_dead(path)
+    if fd is None:
+        return 0
+    removed = 0
+    try:
+        for gone in (*with_it, path):
+            try:
+                gone.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(fd)
+    return removed
+
+
+_PARTIAL = re.compile(r"\.(?P<name>.+)\.\d+-[0-9a-f]{8}\.partial")
+
+
+def sweep_partials(path: Path) -> int:
+    """Remove the partials of ``path`` that dead writers left; how many."""
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return 0
+    prefix = f".{path.name}."
+    stale = [
+        path.parent / n
+        for n in names
+        if n.startswith(prefix) and (m := _PARTIAL.fullmatch(n)) and m["name"] == path.name
+    ]
+    return sum(_remove_if_dead(p) for p in stale)
+
+
+def sweep_archive(root: Path, today: date, days: int = 8) -> int:
+    """Remove what dead runs left in the day folders of the last ``days`` days: a name's lock
+    and the partial reports under it, and the partials of JSON reports; how many files."""
+    removed = 0
+    for back in range(days):
+        folder = root / f"{today - timedelta(days=back):%Y-%m-%d}"
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(".") and name.endswith(".lock"):
+                stem = name[1 : -len(".lock")]
+                # html and xml are written by pytest-html and junitxml, which take no lock: the
+                # name's lock stands for them (and for the JSON partial of older versions).
+                partials = [folder / f".{stem}.{ext}.partial" for ext in ("html", "xml", "json")]
+                removed += _remove_if_dead(folder / name, *partials)
+            elif name.startswith(".merging-") or (
+                name.endswith(".partial") and _PARTIAL.fullmatch(name)
+            ):  # opscheck-merge's claim on a run (opscheck.merge), a JSON report's partial
+                removed += _remove_if_dead(folder / name)
+    return removed
 
 
 class Archive:
     """Reserve ``<dir>/YYYY-MM-DD/<schedule>-<HHMMSS><suffix>`` (UTC) without ever reusing a name.
 
     ``suffix`` names a shard's files (``.shard-1-of-4``); ``when`` files a merged run under the
-    time it started (default: now)."""
+    time it started (default: now). The name's ``.lock`` stays locked while this process lives;
+    what runs killed mid-write left (their locks and partial files) is removed first."""
 
     def __init__(
         self, root: Path, schedule: str, suffix: str = "", when: datetime | None = None
@@ -85,18 +215,25 @@ class Archive:
         now = when or datetime.now(UTC)
         self.day = root / now.strftime("%Y-%m-%d")
         self.day.mkdir(parents=True, exist_ok=True)
+        self.swept = sweep_archive(root, datetime.now(UTC).date())
         base, number = f"{schedule}-{now:%H%M%S}", 1
-        while True:
+        self._fd: int | None = None
+        while self._fd is None:
             self.stem = (base if number == 1 else f"{base}-{number}") + suffix
             self._lock = self.day / f".{self.stem}.lock"
-            taken = any(self.final(ext).exists() for ext in ("html", "xml", "json"))
-            if not taken:
-                try:
-                    os.close(os.open(self._lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-                    break
-                except FileExistsError:
-                    pass
-            number += 1
+            if any(self.final(ext).exists() for ext in ("html", "xml", "json")):
+                number += 1
+                continue
+            try:
+                fd = os.open(self._lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                number += 1
+                continue
+            if _locked_as(fd, self._lock, wait=True):
+                self._fd = fd
+                HELD.add(self._lock)
+            else:
+                os.close(fd)  # swept in the instant before it was locked: try the name again
 
     def final(self, ext: str) -> Path:
         return self.day / f"{self.stem}.{ext}"
@@ -108,13 +245,22 @@ class Archive:
         for ext in ("html", "xml"):
             if self.partial(ext).exists():
                 os.replace(self.partial(ext), self.final(ext))
-        self._lock.unlink(missing_ok=True)
+        self._release()
 
     def discard(self) -> None:
         """Release the name of a run that ended before its reports were written."""
+        if self._fd is None:
+            return
         for ext in ("html", "xml"):
             self.partial(ext).unlink(missing_ok=True)
-        self._lock.unlink(missing_ok=True)
+        self._release()
+
+    def _release(self) -> None:
+        if self._fd is not None:  # unlocked only once gone: a sweeper never sees it unheld
+            self._lock.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+            HELD.discard(self._lock)
 
 
 def counts(results: Iterable[dict[str, Any]]) -> Counter[str]:
@@ -151,10 +297,11 @@ class Reporter:
         json_path = config.getoption("json_report")
         self._json_path = Path(json_path) if json_path else None
         if self._controller and config.getoption("archive"):
-            root = Path(
+            # Relative to where opscheck was started; absolute, as pytest-html shows it (file://).
+            root = config.invocation_params.dir / (
                 config.getoption("reports_dir")
                 or os.environ.get("OPSCHECK_REPORTS_DIR")
-                or config.invocation_params.dir / "reports"
+                or "reports"
             )
             self.archive = Archive(
                 root,
@@ -241,6 +388,11 @@ class Reporter:
             terminalreporter.write_line(
                 f"opscheck: reports archived to {self.archive.final('html')} (and .xml, .json)"
             )
+            if self.archive.swept:
+                terminalreporter.write_line(
+                    f"opscheck: removed {self.archive.swept} lock and partial files that runs "
+                    f"killed mid-write left in {self.archive.day.parent}"
+                )
 
     # -- pytest-html ------------------------------------------------------------------------
 

@@ -68,22 +68,37 @@ class TargetDown(Exception):
     to it."""
 
     def __init__(
-        self, name: str, error: str, connectivity_test: str, *, lost: bool = False
+        self,
+        name: str,
+        error: str,
+        connectivity_test: str,
+        *,
+        lost: bool = False,
+        seen: str | None = None,
     ) -> None:
         super().__init__(f"{name}: unreachable: {error}")
         self.name, self.error, self.connectivity_test = name, error, connectivity_test
         self.lost = lost
+        # The id of the check that noticed: another target's when it lives on this one (the
+        # logs of a [[host]]).
+        self.seen = seen or f"{connectivity_test}[{name}]"
 
     def message(self, test: str) -> str:
-        """The failure line of ``test`` (a test function's name) of this target."""
-        see = f"{self.connectivity_test}[{self.name}]"
+        """The failure line of ``test`` of this target: a test function's name, or for a lost
+        target the test's id (``test_x[web1]``), as checks of one function may be several."""
+        see = self.seen
         if self.lost:
-            if test == self.connectivity_test:
+            if test == self.seen:
                 return f"{self.name}: stopped answering mid-run: {self.error}"
             return f"{self.name}: unreachable (stopped answering in {see}): {self.error}"
         if test == self.connectivity_test:
             return f"{self.name}: unreachable: {self.error}"
         return f"{self.name}: unreachable (see {see}): {self.error}"
+
+    @property
+    def first(self) -> str:
+        """The failure line that gives the real error (the others point to it)."""
+        return self.message(self.seen if self.lost else self.connectivity_test)
 
 
 class Run:
@@ -143,12 +158,14 @@ class Run:
         return self._down.get(key)
 
     def noticed(self, key: tuple[str, str], test: str, exc: BaseException) -> BaseException:
-        """What a check of target ``key`` (component, name), the test function ``test``, raises
+        """What a check of target ``key`` (component, name), the test ``test`` (its id with
+        its parameters: ``test_queue_depth[cache/emails]``), raises
         for ``exc``: if it means the target stopped answering (``Lost``, or what the component's
         ``LOST`` classifier recognises), the target is down for the rest of the run, its other
         checks fail at once (``connect`` raises), and this check says so; else ``exc``."""
         if isinstance(exc, TargetDown):
             return exc
+        seen = test
         if isinstance(exc, Lost):
             error: str | None = exc.error
             key = exc.key or key
@@ -159,7 +176,8 @@ class Run:
             return exc
         with self._lock:  # several checks in flight may notice it at once: the first is told
             if key not in self._down:
-                self._down[key] = TargetDown(key[1], error, test, lost=True)
+                function = test.split("[", 1)[0]
+                self._down[key] = TargetDown(key[1], error, function, lost=True, seen=seen)
             return self._down[key]
 
     def on_close(self, closer: Callable[[], None]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,20 @@ class Suite:
         )
         validate_reports(self.pytester.path)  # every report the tests produce follows the schema
         return result
+
+    def run_timed(
+        self, inventory: str, first: str, *args: str, paths: tuple[str, ...] = ("suites",)
+    ) -> tuple[pytest.RunResult, dict[str, dict[str, Any]], float]:
+        """A fault test's run: its result, JSON results and wall time, with the JUnit and HTML
+        reports written too (each asserted to hold ``first``, the run's first test)."""
+        junit, html = self.pytester.path / "junit.xml", self.pytester.path / "report.html"
+        started = time.perf_counter()
+        reports = (f"--junitxml={junit}", f"--html={html}")
+        result = self.run(inventory, "", *reports, *args, paths=paths)
+        elapsed = time.perf_counter() - started
+        for report in (junit, html):
+            assert first in report.read_text(), f"{report.name} not written"
+        return result, self.results(), elapsed
 
     def results(self) -> dict[str, dict[str, Any]]:
         """The JSON results of the last run, by test name with its id (``test_x[target]``)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -411,6 +412,55 @@ def half(path: Path) -> Path:
     return path
 
 
+def test_a_backup_path_that_is_no_file_says_what_it_is(suite, where, tmp_path):
+    """Where last night's backup should be: a FIFO, a socket, a device, a link to nothing. The
+    existence check says what is there (a FIFO passed it as a 0 B backup, whose integrity check
+    then said "not a file"); the other checks judge the backups there are, and nothing reads the
+    FIFO (it would wait for a writer forever)."""
+    now = time.time()
+    odd = {}
+    for name in ("fifo", "sock", "dev", "link"):
+        (tmp_path / name).mkdir()
+        odd[name] = tmp_path / name / f"app_{ymd()}.db"
+    sqlite_db(tmp_path / "fifo" / f"app_{ymd(-1)}.db", 100, now - 20 * HOUR)
+    os.mkfifo(odd["fifo"])
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(odd["sock"]))
+    odd["dev"].symlink_to(os.devnull)
+    odd["link"].symlink_to(tmp_path / "link" / "moved-away.db")
+    inventory = where(
+        *((name, {"path": f"{tmp_path}/{name}/app_{{date:%Y%m%d}}.db"}) for name in odd)
+    )
+    started = time.monotonic()
+    try:
+        results = run(suite, inventory)
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 60
+    what = {
+        "fifo": "is a FIFO (named pipe), not a regular file",
+        "sock": "is a socket, not a regular file",
+        "dev": "is a character device, not a regular file",
+        "link": "is a symbolic link to a file that does not exist",
+    }
+    for name, path in odd.items():
+        found = by_target(results, name)
+        assert found["test_backup_exists"]["outcome"] == "failed"
+        text = f"{name}: {path} {what[name]}"
+        if name == "fifo":
+            text += f"; found app_{ymd(-1)}.db (yesterday's)"
+        assert said(found["test_backup_exists"]) == text
+    fifo = by_target(results, "fifo")
+    assert fifo["test_backup_integrity_ok"]["measured"] == (
+        f"app_{ymd(-1)}.db: PRAGMA integrity_check: ok"
+    )
+    age = said(by_target(results, "sock")["test_backup_age_below_limit"])
+    assert age.startswith(
+        f"sock: no backup found (see test_backup_exists): nothing at {odd['sock']}"
+    )
+    assert age.endswith(f" ({odd['sock']} {what['sock']})")
+
+
 def test_kind_named_outright_and_gzip(suite, dumps, tmp_path):
     """``kind`` overrides the name; ``gzip -t`` passes a whole .gz and fails a cut one."""
     raw = copy(dumps["custom"], tmp_path / "raw" / "nightly.bin")
@@ -553,10 +603,12 @@ def test_s3_credentials_only_from_the_environment(suite, s3, tmp_path, monkeypat
     monkeypatch.setenv("AWS_CONFIG_FILE", str(shared))
     location = {k: v for k, v in s3.location(bucket, "{date:%Y%m%d}/").items() if "env" not in k}
     inventory = backup_block("std", s3=location)
-    results = run(suite, inventory, "", "-k", "exists")
-    assert said(results["test_backup_exists[std]"]) == (
-        "std: unreachable: no credentials: set access_key_id_env and secret_access_key_env in "
-        "the inventory, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    result = suite.run(inventory, "", "-k", "exists", paths=BACKUP)  # said at start-up: exit 4
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.str().strip() == (
+        "ERROR: inventory.toml: backup[0].s3: expected credentials from the environment, got "
+        "none (set access_key_id_env and secret_access_key_env, or AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY; a credentials file or profile is never read)"
     )
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_access_key)

@@ -8,10 +8,12 @@ suite in-process with its own inventory.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -195,6 +197,48 @@ def test_json_limits_warn_fails_with_fail_on_warn(suite, web):
     busy = suite.results()["test_json_fields_within_limits[busy]"]
     assert busy["outcome"] == "failed"
     assert "busy: connections 12 > warn 10 (--fail-on-warn)" in busy["reason"]
+
+
+def test_json_limits_nan_and_infinity_are_crit_with_the_reason(suite, web):
+    """NaN passes every comparison and Infinity every limit on its other side: not a verdict."""
+    limits = {"connections": {"crit": 80}, "queue.depth": {"crit": 5}, "queue.lag": {"warn": 1}}
+    inventory = http("odd", web.url("http", "/nan"), json_limits=limits) + http(
+        "api", web.url("http", "/health"), json_limits={"connections": {"crit": 80}}
+    )
+    result = suite.run(inventory, "", "-k", "within_limits", paths=HTTP)
+    result.assert_outcomes(passed=1, failed=1)
+    odd = suite.results()["test_json_fields_within_limits[odd]"]
+    assert odd["reason"] == (
+        "odd: connections is NaN (not a number)\n"
+        "odd: queue.depth is Infinity (not a finite number)\n"
+        "odd: queue.lag is -Infinity (not a finite number)"
+    )
+    assert [r["verdict"] for r in odd["records"]] == ["CRIT"] * 3
+    assert values(odd) == [None] * 3  # no number recorded (NaN is not JSON either)
+    assert suite.results()["test_json_fields_within_limits[api]"]["verdict"] == "OK"
+
+
+def test_json_nested_100k_deep_fails_in_one_line(suite, web):
+    """The JSON decoder recurses per level: 50,000 levels fail each JSON check in one line, no
+    RecursionError traceback; the status check is unaffected."""
+    checks = {"json": {"status": "healthy"}, "json_limits": {"connections": {"crit": 80}}}
+    inventory = "".join(
+        http(f"deep{levels}", web.url("http", f"/deep?levels={levels}"), **checks)
+        for levels in (50000, 100000)
+    )
+    result = suite.run(inventory, "", "-k", "json or status", paths=HTTP)
+    result.assert_outcomes(passed=2, failed=4)
+    res = suite.results()
+    for levels in (50000, 100000):
+        url = web.url("http", f"/deep?levels={levels}")
+        line = (
+            f"deep{levels}: {url}: JSON nested {levels + 1} levels deep, "
+            f"deeper than the ~{sys.getrecursionlimit()} levels the decoder can follow"
+        )
+        for test in ("test_json_fields_expected", "test_json_fields_within_limits"):
+            assert res[f"{test}[deep{levels}]"]["reason"] == line
+    assert "RecursionError" not in result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
 
 
 def test_body_contains_present_and_missing(suite, web):
@@ -393,7 +437,7 @@ def test_blackhole_waits_for_the_timeout_only_once(suite, web):
 
 
 def test_testbed_stop_leaves_no_threads_or_sockets():
-    threads, fds = set(threading.enumerate()), len(os.listdir("/proc/self/fd"))
+    threads, fds = _settled()
     bed = HttpTestbed(slow=3.0).start()
     session = requests.Session()  # keep-alive connections that stop() must cut
     assert session.get(bed.url("http"), timeout=2).json()["status"] == "healthy"
@@ -427,6 +471,17 @@ def test_testbed_sends_replies_without_waiting_for_the_clients_ack(web):
         assert len(accepted) >= 2
         for sock in accepted:
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0, sock
+
+
+def _settled() -> tuple[set[threading.Thread], int]:
+    """This process's threads and open files, once the handlers of the runs before have seen
+    their clients go (closed at the end of a run, or garbage not yet collected): up to 1 s."""
+    gc.collect()
+    for _ in range(20):
+        if not any(t.name.endswith("(process_request_thread)") for t in threading.enumerate()):
+            break
+        time.sleep(0.05)
+    return set(threading.enumerate()), len(os.listdir("/proc/self/fd"))
 
 
 def _ignore_errors(url: str) -> None:

@@ -22,8 +22,10 @@ import os
 import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -491,6 +493,87 @@ def test_broken_logs_fail_each_check_with_its_reason(suite, where, tmp_path):
 # -- files: rotation, date templates, timestamps --------------------------------------------------
 
 
+class FifoWatch:
+    """Whether anyone opens a FIFO for reading while it is watched: a writer's non-blocking
+    open succeeds only while a reader has it open (ENXIO otherwise)."""
+
+    def __init__(self, fifo: Path) -> None:
+        self.fifo = fifo
+        self.opened = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
+                self.opened += 1
+            except OSError:
+                pass
+            time.sleep(0.0005)
+
+    def __enter__(self) -> FifoWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_a_log_path_that_is_no_file_says_what_it_is(suite, where, tmp_path):
+    """A path naming a FIFO, a directory, a socket, a device or a dangling link: the source
+    check says what is there (it used to say "no such file"), the other checks fail pointing to
+    it, and nothing opens the FIFO (reading one waits for a writer forever)."""
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    fifo = odd / "app.log"
+    os.mkfifo(fifo)
+    (odd / "dir.log").mkdir()
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(odd / "app.sock"))
+    (odd / "link.log").symlink_to(odd / "rotated-away.log")
+    (odd / "null.log").symlink_to(os.devnull)
+    os.mkfifo(odd / "only.pipe")
+    paths = {
+        "fifo": (fifo, f"{fifo} is a FIFO (named pipe), not a regular file"),
+        "dir": (odd / "dir.log", f"{odd}/dir.log is a directory, not a regular file"),
+        "sock": (odd / "app.sock", f"{odd}/app.sock is a socket, not a regular file"),
+        "dev": (odd / "null.log", f"{odd}/null.log is a character device, not a regular file"),
+        "link": (
+            odd / "link.log",
+            f"{odd}/link.log is a symbolic link to {odd}/rotated-away.log, which does not exist",
+        ),
+        "glob": (odd / "*.pipe", f"{odd}/only.pipe is a FIFO (named pipe), not a regular file"),
+    }
+    inventory = where.inventory(
+        *(
+            logs_block(name, path, where.host, ({"name": "errors", "pattern": "ERROR"},))
+            for name, (path, _) in paths.items()
+        )
+    )
+    started = time.monotonic()
+    try:
+        with FifoWatch(fifo) as watch:
+            suite.run(inventory, "", paths=LOGS)
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 30
+    assert watch.opened == 0
+    results = {n: r for n, r in suite.results().items() if not n.endswith("[-]")}
+    assert set(outcomes(results).values()) == {"failed"}, outcomes(results)
+    message = {n.removeprefix("test_"): said(r) for n, r in results.items()}
+    for name, (_, what) in paths.items():
+        assert message[f"log_source_present[{name}]"] == f"{name}: {what}"
+        assert message[f"error_lines_within_limits[{name}/errors]"] == (
+            f"{name}: {what}: not read (see test_log_source_present)"
+        )
+        for check in ("files_below_size_limit", "folders_below_size_limit", "files_rotated"):
+            assert message[f"log_{check}[{name}]"] == (
+                f"{name}: {what} (see test_log_source_present)"
+            )
+
+
 def test_rotated_files_are_read_only_when_the_path_names_them(suite, tmp_path):
     now = time.time()
     logs = tmp_path / "logs"
@@ -863,22 +946,41 @@ def test_counts_and_top_messages_are_those_of_a_line_by_line_tally(tmp_path, mon
     assert counted["patterns"]["case"]["count"] < scanner.FOLD_LIMIT
 
 
-def test_broken_grep_on_the_host_fails_the_count_with_its_words(tmp_path, monkeypatch):
-    """A grep that says it is GNU grep but fails (here: out of memory) fails the count with
-    grep's own message, never a count of what it managed to print."""
-    path = write(tmp_path / "api.log", app_errors(time.time(), 3))
+def broken_grep(tmp_path: Path, said: str) -> Path:
+    """A PATH whose grep says it is GNU grep, prints one line of a match and fails with ``said``
+    (exit status 2), as a grep that ran out of memory or could not read does."""
     bin_dir = tools_path(tmp_path, "wc")
     grep = bin_dir / "grep"
     grep.write_text(
         '#!/bin/sh\n[ "$1" = --version ] && { echo "grep (GNU grep) 3.8"; exit 0; }\n'
-        'echo "grep: memory exhausted" >&2\nexit 2\n'
+        f'echo "2026-11-30T00:00:00Z ERROR printed before it failed"\necho "{said}" >&2\nexit 2\n'
     )
     grep.chmod(0o755)
-    monkeypatch.setenv("PATH", str(bin_dir))
+    return bin_dir
+
+
+def test_broken_grep_on_the_host_fails_the_count_with_its_words(tmp_path, monkeypatch):
+    """A grep that says it is GNU grep but fails (here: a read error) fails the count with
+    grep's own message, never a count of what it managed to print."""
+    path = write(tmp_path / "api.log", app_errors(time.time(), 3))
+    monkeypatch.setenv("PATH", str(broken_grep(tmp_path, "grep: (standard input): I/O error")))
     target = logs_target(path=str(path), patterns=[{"name": "e", "pattern": "ERROR"}])
     with pytest.raises(ProbeError) as failed:
         probes.pattern_lines(source(target), target.patterns[0])
-    assert str(failed.value) == f"cannot read {path}: grep: memory exhausted"
+    assert str(failed.value) == f"cannot read {path}: grep: (standard input): I/O error"
+
+
+def test_grep_out_of_memory_is_counted_in_python_instead(tmp_path, monkeypatch):
+    """grep holds a whole line: on a line of many MB it runs out of the memory it is given
+    (``GREP_MEMORY``) and says so. The file is then counted by Python, which cuts lines: the
+    count is the file's, not what grep printed before it failed."""
+    path = write(tmp_path / "api.log", app_errors(time.time(), 3))
+    monkeypatch.setenv("PATH", str(broken_grep(tmp_path, "grep: memory exhausted")))
+    target = logs_target(path=str(path), patterns=[{"name": "e", "pattern": "ERROR"}])
+    counted = source(target).counts()
+    assert counted["grep"] is True
+    assert counted["patterns"]["e"]["count"] == 3
+    assert "printed before" not in str(counted["patterns"]["e"]["top"])
 
 
 # -- the host's python3 ---------------------------------------------------------------------------
@@ -961,6 +1063,59 @@ def test_checks_measured_side_by_side_share_one_scan(tmp_path):
         listings = list(pool.map(lambda _: shared.files(), range(4)))
     assert all(answer is answers[0] for answer in answers)
     assert all(listing is listings[0] for listing in listings)
+
+
+# -- a line of many MB: read in part, in bounded memory -------------------------------------------
+
+LONG_LINE = 64 << 20
+SCAN_DATA = 64 << 20  # the data segment (heap, mappings) each process of the scan may use
+
+
+def limited_timeout(bin_dir: Path) -> None:
+    """``timeout`` in ``bin_dir`` (the runner starts the scanner with it) that first limits
+    every process of the scan to SCAN_DATA of data (``ulimit -d``; Linux counts mmap too)."""
+    shim = bin_dir / "timeout"
+    real = shutil.which("timeout")
+    shim.unlink(missing_ok=True)
+    shim.write_text(f'#!/bin/sh\nulimit -S -d {SCAN_DATA >> 10} || exit 99\nexec {real} "$@"\n')
+    shim.chmod(0o755)
+
+
+@pytest.mark.parametrize("finder", ["grep", "python"])
+def test_a_64_mb_line_is_read_in_part_in_bounded_memory(tmp_path, monkeypatch, finder):
+    """One line of 64 MB among ordinary ones (a dumped payload): every process of the scan
+    holds less than the line (before: the whole line, several times over, 433 MB for one of
+    50 MB), with GNU grep (which holds a whole line: it runs out of the memory it is given,
+    GREP_MEMORY, and Python counts the file) and without. Each runs under a 64 MB data limit
+    here, which the old scanner failed ("grep: memory exhausted", MemoryError). The line counts,
+    matched on its first MB, and the detail says so."""
+    now = time.time()
+    path = tmp_path / "api.log"
+    with path.open("wb") as out:
+        out.write("".join(line + "\n" for line in app_errors(now - 1800, 5, 600)).encode())
+        out.write(f"{iso(now - 1500)} ERROR request body: ".encode())
+        for _ in range(LONG_LINE >> 20):
+            out.write(b"x" * (1 << 20))
+        out.write(b" ERROR again at its end\n")
+        out.write("".join(line + "\n" for line in app_errors(now, 5, 600)).encode())
+    bin_dir = tools_path(tmp_path, *(["grep", "wc"] if finder == "grep" else ["wc"]))
+    limited_timeout(bin_dir)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    target = logs_target(
+        path=str(path),
+        patterns=[
+            {"name": "e", "pattern": "ERROR"},
+            {"name": "timeouts", "pattern": r"timed out after \d+ ms"},
+        ],
+    )
+    started = time.monotonic()
+    counted = source(target).counts()
+    assert time.monotonic() - started < 30
+    assert counted["grep"] is (finder == "grep")
+    assert counted["patterns"]["e"]["count"] == 11
+    assert counted["patterns"]["timeouts"]["count"] == 6
+    measured = probes.pattern_lines(source(target), target.patterns[0])
+    assert f"lines over 1.0 MB matched on their first 1.0 MB: {path}" in measured.detail
 
 
 # -- a big log: read from the window start -------------------------------------------------------

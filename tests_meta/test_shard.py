@@ -611,9 +611,14 @@ def test_the_indexed_job_shards_the_run_by_itself(suite, monkeypatch, pytester):
         "containers"
     ][0]["command"] == ["opscheck-merge"]
 
-    data = docs["ConfigMap/opscheck-config"]["data"]
-    monkeypatch.setenv("API_TOKEN", "t")
-    monkeypatch.setenv("PG_PASSWORD", "p")
+    data = dict(docs["ConfigMap/opscheck-config"]["data"])
+    key = pytester.path / "id_ed25519"  # the pod's mounted key, which must exist
+    key.write_text("key\n")
+    data["inventory.toml"] = data["inventory.toml"].replace(
+        "/etc/opscheck-ssh/id_ed25519", str(key)
+    )
+    monkeypatch.setenv("API_TOKEN", "token")
+    monkeypatch.setenv("PG_PASSWORD", "password")
     monkeypatch.setenv("OPSCHECK_SHARD_COUNT", str(count))
     seen: dict[str, int] = {}
     for index in range(count):

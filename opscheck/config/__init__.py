@@ -7,8 +7,9 @@ got '5 sec'``.
 Modules: ``base`` (strict models, ``Target``, durations, levels), ``errors`` (pydantic errors
 as lines), one schema module per component (``host``, ``http``, ``postgres``, ``redis``,
 ``sqlite``, ``logs``, ``backup``) registered in ``inventory.COMPONENT_MODELS``, ``thresholds``
-(thresholds.toml and resolving a check's levels), ``selection`` (check ids the inventory names)
-and ``loading`` (TOML, ``${VAR}``, secrets, ``load``).
+(thresholds.toml and resolving a check's levels), ``selection`` (check ids the inventory names),
+``reading`` (UTF-8 TOML without invisible characters), ``urls`` (URLs without credentials) and
+``loading`` (``${VAR}``, secrets, ``load``).
 """
 
 from .backup import BackupKind, BackupTarget, RestoreQuery, RestoreTest, S3Location

@@ -7,9 +7,22 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from .base import Duration, InlineLevels, Name, NumberLimit, Strict, Target, unique_names
+from opscheck import units
+
+from . import urls
+from .base import (
+    CHECK_LIMIT,
+    Duration,
+    InlineLevels,
+    Name,
+    NumberLimit,
+    Strict,
+    Target,
+    at_most,
+    unique_names,
+)
 from .postgres import Dsn
 
 BackupKind = Literal["auto", "sqlite", "tar", "gzip", "pg_custom", "pg_plain"]
@@ -41,9 +54,12 @@ class S3Location(Strict):
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint(cls, url: str | None) -> str | None:
-        if url is not None and not re.match(r"^https?://[^/\s@]+", url):
-            raise ValueError(
-                f"expected an http:// or https:// URL without credentials, got {url!r}"
+        if url is not None:
+            urls.checked(
+                url,
+                ("http", "https"),
+                "an http:// or https:// URL",
+                "name the variables that hold them in access_key_id_env and secret_access_key_env",
             )
         return url
 
@@ -80,6 +96,21 @@ class RestoreTest(Strict):
     timeout: Duration = 1800.0  # the whole restore: copy, pg_restore, queries
     query_timeout: Duration = 60.0
 
+    @field_validator("query_timeout", mode="before")
+    @classmethod
+    def _within_restore(cls, written: object, info: ValidationInfo) -> object:
+        whole = info.data.get("timeout")
+        try:
+            seconds = units.parse(written, "duration")
+        except units.UnitError:
+            return written  # the duration's own validation says what is wrong with it
+        if whole is not None and seconds > whole:
+            raise ValueError(
+                f"expected at most the restore's timeout ({units.format_value(whole, 'duration')}"
+                f"), got {written!r}"
+            )
+        return written
+
 
 class BackupTarget(Target):
     """Where last night's backup lands: a (date-templated) path on a host, or an S3 prefix."""
@@ -91,7 +122,7 @@ class BackupTarget(Target):
     s3: S3Location | None = None
     kind: BackupKind = "auto"  # how to verify a file; auto: by its name
     # Integrity checks read whole files: the time all of one backup's checks may take.
-    verify_timeout: Duration = 240.0
+    verify_timeout: Annotated[float, at_most("4m", CHECK_LIMIT)] = 240.0
     restore: RestoreTest | None = None
 
     @field_validator("path")

@@ -4,7 +4,7 @@ targets share, durations, names, and warn/crit levels as TOML writes them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -32,6 +32,37 @@ def _name(value: str) -> str:
     return value
 
 
+def at_most(limit: str, why: str) -> BeforeValidator:
+    """A duration above zero and at most ``limit``, as written (``'30s'``): past it a check
+    would outlive its own bounds, so the run says so at start-up instead of a timeout later."""
+    ceiling = units.parse(limit, "duration")
+
+    def check(value: object) -> float:
+        seconds = _duration(value)
+        if seconds > ceiling:
+            raise ValueError(f"expected a duration up to {limit} ({why}), got {value!r}")
+        return seconds
+
+    return BeforeValidator(check)
+
+
+def unique(noun: str, why: str = "", key: Callable[[Any], Any] = lambda entry: entry) -> Any:
+    """Each entry of a list once: a second one is a copy-paste slip (``why``: what it breaks)."""
+
+    def check(entries: list[Any]) -> list[Any]:
+        seen = [key(entry) for entry in entries]
+        for index, value in enumerate(seen):
+            if value in seen[:index]:
+                first = seen.index(value)
+                suffix = f"; {why}" if why else ""
+                raise ValueError(
+                    f"duplicate {noun} {value!r} (entries {first} and {index}{suffix})"
+                )
+        return entries
+
+    return AfterValidator(check)
+
+
 def unique_names(entries: list[Any]) -> list[Any]:
     """Names of a target's list entries become test ids: each must be unique."""
     names = [entry.name for entry in entries]
@@ -51,6 +82,12 @@ def not_empty(what: str, why: str) -> AfterValidator:
 
 
 Duration = Annotated[float, BeforeValidator(_duration)]
+# pytest.ini's timeout, the safety net that ends a check stuck past its own bounds with a
+# traceback: a bound the inventory sets for one check stays inside it.
+CHECK_LIMIT = "a check is stopped after 5m"
+# Every network call of a target waits at most this long; a target that stops answering costs
+# about one timeout, well inside that safety net.
+Timeout = Annotated[float, at_most("2m", "every network call waits up to this long")]
 Name = Annotated[str, AfterValidator(_name)]
 # `contains = "ok"` or `contains = ["ok", "ready"]`: one text or a list of them.
 Texts = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
@@ -58,7 +95,8 @@ Texts = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str)
 
 class Strict(BaseModel):
     # strict: TOML has real types, so "10" for a number or "yes" for a boolean is a mistake.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan: TOML has `nan` and `inf`, and a level of nan compares false to everything.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Limit(Strict):
@@ -97,17 +135,20 @@ class Target(Strict):
     checks of which runs apply to it."""
 
     name: Name
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     # Which runs include this target (built-in or settings.schedules names); default: all.
     schedules: Annotated[
         list[str] | None,
         not_empty("schedule", "to switch the target off, remove it from the inventory"),
+        unique("schedule"),
     ] = None
     # Check ids (`host.disk_used_below_limit`) of the target's own component.
     checks: Annotated[
-        list[str], not_empty("check id", "leave checks out to run every check of the target")
+        list[str],
+        not_empty("check id", "leave checks out to run every check of the target"),
+        unique("check id"),
     ] = Field(default_factory=list)
-    skip: list[str] = Field(default_factory=list)
+    skip: Annotated[list[str], unique("check id")] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _checks_or_skip(self) -> Target:
@@ -118,3 +159,9 @@ class Target(Strict):
     def inline_levels(self) -> Iterator[InlineLevels]:
         """The levels this target writes for its entries; none by default."""
         return iter(())
+
+    def __repr_args__(self) -> Iterator[tuple[str, Any]]:
+        """``HttpTarget(name='api')``: only the name. Any other value may hold a secret (a
+        ``${VAR}`` in a header or a URL), and pytest shows a failed check's arguments, its
+        target among them, in the traceback."""
+        yield "name", self.name

@@ -62,9 +62,23 @@ def where(loc: Iterable[int | str]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            key = part if _BARE_KEY.match(part) else f'"{part}"'
+            key = part if _BARE_KEY.match(part) else f'"{visible(part)}"'
             text += f".{key}" if text else key
     return text
+
+
+def visible(text: str) -> str:
+    """``text`` with what a terminal would not show written as an escape: a zero-width space in
+    a key reads ``na\\u200bme``, not ``name``. Quotes and backslashes are escaped as TOML does."""
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append(repr(char)[1:-1])  # \u200b, \t, \x00
+    return "".join(out)
 
 
 def shown(value: Any) -> str:
@@ -84,10 +98,11 @@ def line(file: str, loc: Loc, message: str) -> str:
 
 
 def redact(text: str, secrets: set[str]) -> str:
-    """``text`` with every secret value replaced by ``***``."""
-    for value in sorted(secrets, key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
+    """``text`` with every secret value replaced by ``***``, in every form a message may quote
+    it (escaped, encoded, cut short): ``opscheck.redaction``, the one layer every output uses."""
+    from opscheck import redaction
+
+    return redaction.redact(text, secrets)
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -124,10 +139,13 @@ class _Location:
 
 def _locate(model: Any, loc: Sequence[int | str]) -> _Location:
     """Follow pydantic's error location through the schema, dropping the tags it adds for each
-    member of a union (``ports[0].int``), which name no key the user wrote."""
+    member of a union (``ports[0].int``) and for a table's key (``headers."X Token".[key]``),
+    which name no key the user wrote."""
     found = _Location([], model, [])
     annotation = model
     for part in loc:
+        if part == "[key]":
+            continue
         annotation = _unwrap(annotation)
         if get_origin(annotation) in (Union, types.UnionType):
             members = [a for a in get_args(annotation) if a is not type(None)]
@@ -160,6 +178,10 @@ def _explain(error: Any, found: _Location, top_level: bool) -> str:
         return f"unknown {noun} ({hint})" if known else f"unknown {noun}"
     if kind == "missing":
         return "required key is missing"
+    if kind == "too_short" and isinstance(value, str):  # min_length after a validator
+        return f"expected a non-empty string, got {shown(value)}"
+    if kind == "finite_number":  # before unions: `nan` is a float, just not a usable one
+        return f"expected a finite number, got {shown(value)}"
     if found.union:
         # An integer is a number too: "a string or a number", not "..., an integer or a number".
         members = [m for m in found.union if not (m is int and float in found.union)]
@@ -189,10 +211,14 @@ def translate(
     """
     skipped = list(skip)
     lines: list[str] = []
-    for error in exc.errors():
-        found = _locate(model, tuple(error["loc"]))
+    located = [(error, _locate(model, tuple(error["loc"]))) for error in exc.errors()]
+    # `warn = nan` fails each member of `str | int | float`; "a finite number" is the one to say.
+    not_finite = [found.path for error, found in located if error["type"] == "finite_number"]
+    for error, found in located:
         loc = (*prefix, *found.path)
         if any(loc[: len(s)] == s for s in skipped):
+            continue
+        if found.path in not_finite and error["type"] != "finite_number":
             continue
         text = line(file, loc, _explain(error, found, top_level=not prefix))
         if text not in lines:

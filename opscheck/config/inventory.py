@@ -16,7 +16,7 @@ from pydantic import AfterValidator, Field, ValidationError, create_model, field
 from opscheck.checks import CATEGORIES, SCHEDULES
 
 from .backup import BackupTarget
-from .base import Duration, Strict, Target, not_empty
+from .base import Strict, Target, Timeout, not_empty
 from .errors import Loc, close_to, line, shown, translate
 from .host import HostTarget
 from .http import HttpTarget
@@ -70,7 +70,7 @@ def _no_duplicates(names: list[str]) -> list[str]:
 
 
 class Settings(Strict):
-    timeout: Duration = 5.0
+    timeout: Timeout = 5.0
     # Custom schedules (`every-2h`): markers beside the built-in ones, for targets and checks.
     schedules: Annotated[
         list[Annotated[str, AfterValidator(_custom_schedule)]], AfterValidator(_no_duplicates)

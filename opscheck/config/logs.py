@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from opscheck import units
 
-from .base import Duration, InlineLevels, Name, NumberLimit, Target, Texts
+from .base import CHECK_LIMIT, InlineLevels, Name, NumberLimit, Target, Texts, at_most
 from .errors import close_to
 
 # Named regexes for `preset = "…"` in [[logs.patterns]]: (regex, category, what it finds). They
@@ -99,11 +99,16 @@ class LogPattern(NumberLimit):
     def _regex(cls, pattern: str | None) -> str | None:
         if pattern is not None:
             try:
-                re.compile(pattern.encode())  # as the scanner compiles it, on bytes
+                compiled = re.compile(pattern.encode())  # as the scanner compiles it, on bytes
             except (re.error, UnicodeError) as exc:
                 raise ValueError(
                     f"expected a regular expression, got {pattern!r} ({exc})"
                 ) from None
+            if compiled.search(b""):  # `error|` or `.*`: a slip that counts every line
+                raise ValueError(
+                    f"expected a regular expression that needs a character to match, got "
+                    f"{pattern!r} (it matches an empty line, so every line)"
+                )
         return pattern
 
     @field_validator("preset")
@@ -168,7 +173,7 @@ class LogsTarget(Target):
     message_field: str = Field(default="message", min_length=1)
     patterns: list[LogPattern] = Field(default_factory=list)
     # The scanner reads only the window of each file, but a first run over a cold disk may not.
-    scan_timeout: Duration = 120.0
+    scan_timeout: Annotated[float, at_most("4m", CHECK_LIMIT)] = 120.0
 
     @model_validator(mode="after")
     def _one_source(self) -> LogsTarget:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import InlineLevels, NumberLimit, Target
+from . import urls
+from .base import InlineLevels, NumberLimit, Target, unique
 
 QUEUE_LAYOUTS = ("key", "bullmq", "sidekiq", "celery", "rq")
 
@@ -51,20 +53,30 @@ class RedisQueue(NumberLimit):
 
 class RedisTarget(Target):
     url: str = "redis://127.0.0.1:6379/0"  # rediss:// for TLS, unix:// for a socket
-    username: str | None = None
+    username: str | None = Field(default=None, min_length=1)
     password_env: str | None = None
-    queues: list[RedisQueue] = Field(default_factory=list)
+    # A queue's name is its test id (`cache/emails`): the same queue twice would be two tests.
+    queues: Annotated[
+        list[RedisQueue], unique("queue", "its name is the test id", key=lambda q: q.name)
+    ] = Field(default_factory=list)
 
     @field_validator("url")
     @classmethod
     def _redis_url(cls, url: str) -> str:
-        if not re.match(r"^(rediss?|unix)://", url):
-            raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {url!r}")
-        if re.match(r"^[a-z]+://[^/@]*:[^/@]*@", url) or re.search(r"[?&]password=", url):
+        expected = "a redis://, rediss:// or unix:// URL"
+        if re.search(r"[?&]password=", url):
             raise ValueError(
                 "expected a URL without a password (name the variable that holds it in "
                 "password_env)"
             )
+        if url.startswith("unix://"):
+            if not url.removeprefix("unix://").startswith("/"):
+                raise ValueError(
+                    f"expected a socket path such as 'unix:///run/redis.sock', got {url!r}"
+                )
+            return url
+        # A user alone is an ACL user (as `username` is); the password must not be in the URL.
+        urls.checked(url, ("redis", "rediss"), expected, credentials="")
         return url
 
     def inline_levels(self) -> Iterator[InlineLevels]:

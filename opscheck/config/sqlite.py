@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
 from pydantic import Field
 
-from .base import Duration, InlineLevels, NumberLimit, Target
+from .base import CHECK_LIMIT, InlineLevels, NumberLimit, Target, at_most
 
 
 def table_levels(limit: NumberLimit) -> NumberLimit:
@@ -22,7 +23,7 @@ class SqliteTarget(Target):
     host: str | None = None  # a [[host]] target the file lives on; default: this machine
     tables: dict[str, NumberLimit] = Field(default_factory=dict)
     # PRAGMA integrity_check and COUNT(*) read every page: minutes on a big file, not seconds.
-    query_timeout: Duration = 60.0
+    query_timeout: Annotated[float, at_most("4m", CHECK_LIMIT)] = 60.0
 
     def levels(self, table: str) -> NumberLimit:
         """The levels ``table``'s row count is judged by (see ``table_levels``)."""

@@ -21,11 +21,13 @@ window itself.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import json
 import os
 import re
+import stat
 import sys
 import time
 from collections import Counter
@@ -39,10 +41,19 @@ FOLD_LIMIT = 100_000  # matching lines folded into the top messages, per pattern
 DISTINCT_LIMIT = 5_000  # distinct folded messages kept, per pattern
 TOP = 10
 EXAMPLE = 300  # characters of an example line
+# A line that runs on past MAX_LINE bytes (beyond what one read brings) is held, and matched, on
+# its first MAX_LINE bytes: a log with a 200 MB line must not cost 200 MB, several times over, on
+# the host it is read on.
+MAX_LINE = 1 << 20
+# grep holds a whole line, so it runs under this much address space (``ulimit -v``): the worst
+# regex measured needs 16 MiB; a longer line makes it fail ("memory exhausted"), and Python,
+# which cuts lines, counts that file instead.
+GREP_MEMORY = 32 << 20
 BATCH = 1 << 20  # bytes of grep's output handed to Python at once
 PIPE = 1 << 20  # the size asked for the pipes from grep (Linux; the default is 64 KB)
 FEW_SHAPES = 64  # shapes of line in a block of grep's output found by bytes.find, each
 COMPRESSED = (".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip")
+FILES_SAID = 3  # matches of a glob that are not files, said when no file matched
 
 _MONTHS = {
     m.encode(): i + 1
@@ -178,12 +189,35 @@ def stamp_value(value: object, now: float) -> float | None:
 
 
 def open_quietly(path: str) -> int:
-    """A read-only descriptor that leaves the file's access time alone where the kernel allows
-    (O_NOATIME: for the file's owner, or root)."""
+    """A read-only descriptor of a regular file that leaves the file's access time alone where
+    the kernel allows (O_NOATIME: for the file's owner, or root). Opened non-blocking: a path
+    that became a FIFO since it was listed must not wait forever for a writer; it is refused."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
     try:
-        return os.open(path, os.O_RDONLY | getattr(os, "O_NOATIME", 0))
+        fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
     except PermissionError:
-        return os.open(path, os.O_RDONLY)
+        fd = os.open(path, flags)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"is {kind(mode)}, not a regular file")
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    return fd
+
+
+def kind(mode: int) -> str:
+    """What a file that is not a regular file is, as ``ls -l`` and ``stat`` tell."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
 
 
 class Reader:
@@ -191,6 +225,8 @@ class Reader:
 
     def __init__(self, path: str, request: dict, now: float) -> None:
         self.path = path
+        self.request = request
+        self.long = False  # a line longer than MAX_LINE was met (and read in part)
         self.json = request.get("format") == "json"
         self.time_field = request.get("time_field", "timestamp")
         self.message_field = request.get("message_field", "message")
@@ -202,6 +238,40 @@ class Reader:
 
     def close(self) -> None:
         self.f.close()
+
+    def again(self) -> Reader:
+        """The same file opened once more (its own offset), read up to the same size."""
+        other = Reader(self.path, self.request, self.now)
+        other.size = self.size
+        return other
+
+    def line(self) -> tuple:
+        """(the line at the current offset, its length in the file): a line longer than
+        MAX_LINE as its first MAX_LINE bytes, its rest read past, never held."""
+        head = self.f.readline(MAX_LINE + 1)
+        length = len(head)
+        if length <= MAX_LINE or head.endswith(b"\n"):
+            return head, length
+        self.long = True
+        while True:
+            rest = self.f.readline(PROBE)
+            length += len(rest)
+            if not rest or rest.endswith(b"\n"):
+                return head[:MAX_LINE], length
+
+    def past_line(self, position: int) -> tuple:
+        """Read on from ``position`` (the current offset) to the end of the line there:
+        (the offset after the newline read, the bytes read after it)."""
+        self.long = True
+        while position < self.size:
+            data = self.f.read(min(MAX_LINE, self.size - position))
+            if not data:
+                break
+            position += len(data)
+            newline = data.find(b"\n")
+            if newline >= 0:
+                return position, data[newline + 1 :]
+        return position, b""
 
     def fields(self, line: bytes) -> dict:
         try:
@@ -245,13 +315,13 @@ class Reader:
         self.f.seek(start)
         position = start
         while position < stop:
-            line = self.f.readline()
+            line, length = self.line()
             if not line:
                 break
             found = self.stamp(line)
             if found is not None:
                 return position, found
-            position += len(line)
+            position += length
         return None, None
 
     def newlines(self, offset: int) -> int:
@@ -305,7 +375,7 @@ class Reader:
             if found >= since:
                 return hit
             self.f.seek(hit)
-            offset = hit + len(self.f.readline())
+            offset = hit + self.line()[1]
         return best
 
 
@@ -414,6 +484,13 @@ class Pattern:
         else:
             self.other += n
 
+    def state(self) -> tuple:
+        """The tally so far (not ``lines``, which another thread may add to meanwhile)."""
+        return self.count, self.folded, self.other, {k: list(v) for k, v in self.top.items()}
+
+    def restore(self, state: tuple) -> None:
+        self.count, self.folded, self.other, self.top = state
+
     def result(self) -> dict:
         ranked = sorted(self.top.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP]
         return {
@@ -428,6 +505,11 @@ class Pattern:
 class ScanError(Exception):
     """A tool the scan runs failed: the file's error in the answer."""
 
+    def __init__(self, text: str, status: int = 0) -> None:
+        super().__init__(text)
+        # grep says so, or (under ulimit -v) dies of SIGABRT or SIGSEGV where it cannot
+        self.out_of_memory = "memory exhausted" in text or status in (134, 139)
+
 
 class Tool:
     """grep or wc run with ``stdin`` (a log file, from its current offset) as its input, in the
@@ -435,8 +517,11 @@ class Tool:
     Started with posix_spawn where Python has it (3.8+): no ``subprocess`` to import (~5 ms of
     every scan) and no fork of the interpreter."""
 
-    def __init__(self, command: list, stdin: int) -> None:
+    def __init__(self, command: list, stdin: int, memory: int = 0) -> None:
         self.name = command[0].decode()
+        if memory:  # by the shell's ulimit: posix_spawn sets no limits (where not, unlimited)
+            limit = b'ulimit -S -v %d 2>/dev/null; exec "$0" "$@"' % (memory >> 10)
+            command = [b"/bin/sh", b"-c", limit, *command]
         if not hasattr(os, "posix_spawnp"):  # Python 3.7
             import subprocess
 
@@ -445,7 +530,8 @@ class Tool:
             self.out, self.err = os.dup(process.stdout.fileno()), os.dup(process.stderr.fileno())
             process.stdout.close()
             process.stderr.close()
-            self.wait: Callable[[], int] = process.wait
+            # as a shell shows it: 128 + the signal, not subprocess's minus the signal
+            self.wait: Callable[[], int] = lambda: shell_status(process.wait())
             widen(self.out)
             return
         pipes = os.pipe() + os.pipe()  # non-inheritable; dup2 makes 0, 1 and 2 inheritable
@@ -488,7 +574,8 @@ class Tool:
         if code > 1 or (code == 1 and self.name != "grep"):
             text = said.decode("utf-8", "replace").strip() or f"exit status {code}"
             text = text.splitlines()[-1][:300]
-            raise ScanError(text if text.startswith(self.name + ":") else f"{self.name}: {text}")
+            whose = text if text.startswith(self.name + ":") else f"{self.name}: {text}"
+            raise ScanError(whose, code)
 
 
 def widen(pipe: int) -> None:
@@ -500,33 +587,62 @@ def widen(pipe: int) -> None:
             pass  # past /proc/sys/fs/pipe-max-size: the default will do
 
 
+def shell_status(code: int) -> int:
+    return 128 - code if code < 0 else code
+
+
 def wait_for(pid: int) -> int:
     """A child's exit status as a shell shows it (os.waitstatus_to_exitcode is 3.9+)."""
     status = os.waitpid(pid, 0)[1]
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def grep_blocks(tool: Tool, each: Callable[[bytes], None]) -> int:
+def grep_blocks(tool: Tool, each: Callable[[bytes], None], long: Callable[[bytes], None]) -> int:
     """Hand what grep prints to ``each`` in blocks of whole lines of about BATCH bytes, the
-    last newline removed, while grep goes on reading; the number of lines."""
+    last newline removed, while grep goes on reading; the number of lines. A line that runs on
+    past MAX_LINE bytes goes alone to ``long``, as its first MAX_LINE bytes (its rest is read
+    past, never held: what is held is at most MAX_LINE and a block, however long the line)."""
     total = 0
     pending: list = []  # what was read since the last block, the start of a cut line first
     size = 0
+    tail = 0  # bytes of the line being read (after the last newline in pending)
+    head = None  # a long line's first bytes, while the rest of it is read past
     while True:
         data = tool.read(PIPE)
         if 0 < len(data) < PIPE // 16:
             time.sleep(0.001)  # grep writes 8 KB at a time: let the pipe fill, wake up less
+        if head is not None:
+            newline = data.find(b"\n")
+            if data and newline < 0:
+                continue
+            total += 1
+            long(head)
+            head = None
+            data = data[newline + 1 :] if data else data
+            if data == b"" and newline >= 0:
+                continue  # the long line ended this read: read on
         if data:
+            newline = data.rfind(b"\n")
+            tail = tail + len(data) if newline < 0 else len(data) - newline - 1
             pending.append(data)
             size += len(data)
-            if size < BATCH or b"\n" not in data:
+            if tail > MAX_LINE:  # the lines before it as a block, then the long line alone
+                block = b"".join(pending)
+                start = len(block) - tail
+                if start:
+                    total += block.count(b"\n", 0, start)
+                    each(block[: start - 1])
+                head = block[start : start + MAX_LINE]
+                pending, size, tail = [], 0, 0
+                continue
+            if size < BATCH or newline < 0:
                 continue  # a block ends with a line (a long line is joined once, at its end)
         elif not pending:
             break
         block = b"".join(pending)
         cut = block.rfind(b"\n") + 1
         pending = [block[cut:]] if cut < len(block) else []
-        size = len(block) - cut
+        size = tail = len(block) - cut
         if cut:
             total += block.count(b"\n", 0, cut)
             each(block[: cut - 1])
@@ -539,14 +655,41 @@ def grep_blocks(tool: Tool, each: Callable[[bytes], None]) -> int:
 
 
 def grep_count(reader: Reader, pattern: Pattern, offset: int) -> None:
+    """Count ``pattern`` in the file from ``offset`` on with GNU grep; in Python (lines cut at
+    MAX_LINE) where grep runs out of memory: on a line of many MB, which it holds whole."""
+    saved = pattern.state()
+    try:
+        grep_lines(reader, pattern, offset)
+    except ScanError as exc:
+        if not exc.out_of_memory:
+            raise
+        pattern.restore(saved)
+        with FALLBACK:
+            alone = reader.again()  # other patterns' threads read from the reader's offset
+            try:
+                windows = {pattern.since: offset}
+                python_count(alone, [pattern], [pattern], windows, offset, {}, False)
+            finally:
+                alone.close()
+        if alone.long:
+            reader.long = True
+
+
+def grep_lines(reader: Reader, pattern: Pattern, offset: int) -> None:
     """Count ``pattern`` in the file from ``offset`` on with GNU grep.
 
     Exact patterns: ``grep -m N`` prints the first lines to fold (N = what FOLD_LIMIT leaves) and
     stops right after the Nth, where ``grep -c`` goes on counting the rest: grep reads the
     window once, and nothing but the folded lines crosses into Python. Other patterns: grep
-    prints the lines that may match, and each is confirmed in Python."""
+    prints the lines that may match, and each is confirmed in Python. A line longer than
+    MAX_LINE is confirmed on its first MAX_LINE bytes, as Python matches it."""
     command = [b"grep", b"-a", b"-E", b"-e", pattern.ere]
     fd = open_quietly(reader.path)
+
+    def long(head: bytes) -> None:
+        reader.long = True
+        pattern.tally_lines([head] if pattern.matches(head, reader) else [], reader)
+
     try:
         # grep reads its stdin from here to the end of the file as it is then: lines appended
         # meanwhile count too (they are in the window).
@@ -559,24 +702,43 @@ def grep_count(reader: Reader, pattern: Pattern, offset: int) -> None:
                     [line for line in lines if pattern.matches(line, reader)], reader
                 )
 
-            tool = Tool(command, fd)
-            grep_blocks(tool, confirm)
+            tool = Tool(command, fd, GREP_MEMORY)
+            grep_blocks(tool, confirm, long)
             tool.finish()
             return
         room = FOLD_LIMIT - pattern.folded
         if room > 0:
-            tool = Tool([*command[:2], b"-m", b"%d" % room, *command[2:]], fd)
-            printed = grep_blocks(tool, lambda block: pattern.tally_block(block, reader))
+            tool = Tool([*command[:2], b"-m", b"%d" % room, *command[2:]], fd, GREP_MEMORY)
+            printed = grep_blocks(tool, lambda block: pattern.tally_block(block, reader), long)
             tool.finish()
             if printed < room:
                 return  # grep read to the end of the file
         # Standard input from a regular file: grep -m left it just after the last line printed.
-        tool = Tool([*command[:2], b"-c", *command[2:]], fd)
+        tool = Tool([*command[:2], b"-c", *command[2:]], fd, GREP_MEMORY)
         counted = tool.read()
         tool.finish()
         pattern.count += int(counted.strip() or b"0")
     finally:
         os.close(fd)
+
+
+class _Fallback:
+    """One Python count at a time for the patterns grep gave up on (a lock made on first use:
+    threading is imported only by a scan that runs greps side by side)."""
+
+    def __enter__(self) -> None:
+        if not _FALLBACK_LOCK:
+            import threading
+
+            _FALLBACK_LOCK.append(threading.Lock())
+        _FALLBACK_LOCK[0].acquire()
+
+    def __exit__(self, *_: object) -> None:
+        _FALLBACK_LOCK[0].release()
+
+
+_FALLBACK_LOCK: list = []
+FALLBACK = _Fallback()
 
 
 class LineCount:
@@ -694,13 +856,46 @@ def count_block(pattern: Pattern, block: Block, start: int, reader: Reader) -> N
 
 
 def python_count(
-    reader: Reader, patterns: list, counted: list, offsets: dict, begin: int, stats: dict
+    reader: Reader,
+    patterns: list,
+    counted: list,
+    offsets: dict,
+    begin: int,
+    stats: dict,
+    lines: bool = True,
 ) -> None:
-    """Read the file from ``begin`` in Python: count the lines of every window, and the
-    ``counted`` patterns (those GNU grep does not count) in theirs."""
+    """Read the file from ``begin`` in Python: count the lines of every window (unless
+    ``lines`` is False), and the ``counted`` patterns (those GNU grep does not count) in theirs.
+    A line that runs on past MAX_LINE bytes unended is matched on its first MAX_LINE bytes."""
+
+    def count(buffer: bytes, end: int, base: int) -> None:
+        # A last line without its newline still counts as a line.
+        unended = 1 if end and buffer[end - 1 : end] != b"\n" else 0
+        total = buffer.count(b"\n", 0, end) + unended
+        if lines:
+            stats["lines"] += total
+        block = Block(buffer, end)
+        for since, offset in offsets.items():
+            local = max(0, offset - base)
+            if local >= end:
+                continue
+            found = total if local == 0 else buffer.count(b"\n", local, end) + unended
+            for pattern in patterns:
+                if pattern.since == since:
+                    if lines:
+                        pattern.lines += found
+                    if pattern in counted:
+                        count_block(pattern, block, local, reader)
+
     reader.f.seek(begin)
     position, carry = begin, b""
     while position < reader.size:
+        if len(carry) > MAX_LINE:  # a line this long: its head counts, its rest is read past
+            start = position - len(carry)
+            head = carry[:MAX_LINE]
+            position, carry = reader.past_line(position)
+            count(head, len(head), start)
+            continue
         data = reader.f.read(min(CHUNK, reader.size - position))
         if not data:
             break
@@ -713,22 +908,11 @@ def python_count(
                 carry = buffer
                 continue
         carry = buffer[end:]
-        base = position - len(buffer)
-        # A last line without its newline still counts as a line.
-        unended = 1 if end and buffer[end - 1 : end] != b"\n" else 0
-        total = buffer.count(b"\n", 0, end) + unended
-        stats["lines"] += total
-        block = Block(buffer, end)
-        for since, offset in offsets.items():
-            local = max(0, offset - base)
-            if local >= end:
-                continue
-            lines = total if local == 0 else buffer.count(b"\n", local, end) + unended
-            for pattern in patterns:
-                if pattern.since == since:
-                    pattern.lines += lines
-                    if pattern in counted:
-                        count_block(pattern, block, local, reader)
+        count(buffer, end, position - len(buffer))
+    if carry:  # the file shrank while it was read: its last line as it was read
+        if len(carry) > MAX_LINE:
+            reader.long = True
+        count(carry[:MAX_LINE], min(len(carry), MAX_LINE), position - len(carry))
 
 
 def count_file(reader: Reader, patterns: list, stats: dict, grep: bool) -> dict:
@@ -783,6 +967,8 @@ def count_file(reader: Reader, patterns: list, stats: dict, grep: bool) -> dict:
             pattern.lines += counter.lines(offsets[pattern.since])
         stats["lines"] += counter.lines(begin)
     stats["bytes"] += info["read"]
+    if reader.long:
+        info["long_lines"] = True  # a line past MAX_LINE bytes was matched on its first bytes
     return info
 
 
@@ -856,25 +1042,55 @@ def has_journal_files(directories: list[str]) -> bool:
 # -- files -------------------------------------------------------------------------------------
 
 
-def expand(paths: list[str]) -> tuple[list[str], list[str]]:
-    """(files matched, paths or globs that matched no file), without duplicates."""
+def expand(paths: list[str]) -> tuple[list[str], list[str], list[dict]]:
+    """(files matched, paths or globs that matched nothing, what a path names that is no file):
+    a path that exists but is a FIFO, a directory, a socket or a device is said so, never opened
+    (reading a FIFO waits for a writer forever); a glob's matches that are not files are passed
+    over, and said only when nothing else matched. Known by ``stat``, without duplicates."""
     found: list[str] = []
     missing: list[str] = []
+    others: list[dict] = []
     for path in paths:
         path = os.path.expanduser(path)
-        if re.search("[*?[]", path):  # glob.has_magic; glob is imported only for a glob
+        globbed = bool(re.search("[*?[]", path))  # glob.has_magic
+        if globbed:  # glob is imported only for a glob
             import glob
 
             matched = sorted(glob.glob(path))
         else:
             matched = [path]
-        matched = [m for m in matched if os.path.isfile(m)]
-        if not matched:
-            missing.append(path)
+        regular, odd = [], []
         for item in matched:
+            what = not_a_file(item)
+            if what is None:
+                regular.append(item)
+            elif what:  # "is a FIFO (named pipe), ...", or why stat failed ("Permission denied")
+                odd.append({"path": item, "error": what, "not_file": what.startswith("is ")})
+        if not regular and not odd:
+            missing.append(path)
+        elif not regular:
+            others += [entry for entry in odd[:FILES_SAID] if entry not in others]
+        for item in regular:
             if item not in found:
                 found.append(item)
-    return found, missing
+    return found, missing, others
+
+
+def not_a_file(path: str) -> str | None:
+    """None for a regular file; "" for nothing there; else what there is instead."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+        return ""
+    except NotADirectoryError:
+        return ""
+    except OSError as exc:  # a folder on the way that may not be searched, ...
+        return exc.strerror or str(exc)
+    if stat.S_ISREG(mode):
+        return None
+    return f"is {kind(mode)}, not a regular file"
 
 
 def disk_usage(path: str, deadline: float) -> int | None:
@@ -897,8 +1113,8 @@ def disk_usage(path: str, deadline: float) -> int | None:
 
 
 def describe_files(request: dict, now: float) -> dict:
-    files, missing = expand(request["paths"])
-    out: dict = {"files": [], "missing": missing, "dirs": []}
+    files, missing, others = expand(request["paths"])
+    out: dict = {"files": list(others), "missing": missing, "dirs": []}
     for path in files:
         entry: dict = {"path": path}
         try:
@@ -930,7 +1146,8 @@ def count(request: dict, now: float) -> dict:
     else:
         wanted = request.get("grep", True) and any(p.ere is not None for p in patterns)
         asked = GnuGrep() if wanted else None  # while the paths are expanded
-        files, out["missing"] = expand(request["paths"])
+        files, out["missing"], others = expand(request["paths"])
+        out["files"] += others
         earliest = min((p.since for p in patterns), default=now)
         grep = bool(files and asked)
         out["grep"] = grep

@@ -16,7 +16,7 @@ from __future__ import annotations
 import posixpath
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -50,6 +50,7 @@ class Backup:
     folder: bool = False
     own_mtime: float = 0.0  # a folder's own time: its age while it is empty
     day: date | None = None  # the day whose rendering found it (None: no date in the path)
+    not_file: str = ""  # what the path is instead of a file: "is a FIFO (named pipe), not ..."
 
     @property
     def size(self) -> int:
@@ -132,6 +133,7 @@ class Found:
     looked: list[tuple[date | None, str]]  # (day, rendered path), newest day first
     window: Window
     problems: list[str] = field(default_factory=list)
+    not_files: list[Backup] = field(default_factory=list)  # matches that are no file (a FIFO)
 
     @property
     def newest(self) -> Backup:
@@ -180,13 +182,14 @@ def find(store: Store, template: str, window: Window) -> Found:
     per_path, problems = store.find([path for _, path in looked])
     looked = [(when, store.show(path)) for when, path in looked]
     backups: dict[str, Backup] = {}
+    not_files: dict[str, Backup] = {}
     for (when, _), found in zip(looked, per_path, strict=True):
         for b in found:
-            backups.setdefault(
-                b.location, Backup(b.location, b.name, b.files, b.folder, b.own_mtime, when)
-            )
+            kept = not_files if b.not_file else backups
+            kept.setdefault(b.location, replace(b, day=when))
     ordered = sorted(backups.values(), key=lambda b: (b.mtime, b.day or date.min), reverse=True)
-    return Found(ordered, looked, window, problems)
+    problems = [f"{b.location} {b.not_file}" for b in not_files.values()] + problems
+    return Found(ordered, looked, window, problems, list(not_files.values()))
 
 
 # -- the checks ------------------------------------------------------------------------------
@@ -197,6 +200,12 @@ def exists(found: Found, noun: str = "files") -> Measurement:
     looking, in the detail)."""
     expected, problems = "a backup of last night", "\n".join(found.problems)
     recent = [b for b in found.backups if found.is_recent(b)]
+    odd = [b for b in found.not_files if found.is_recent(b)]
+    if odd:  # where a backup should be, something that cannot be one: say what it is
+        text = "; ".join(f"{b.location} {b.not_file}" for b in odd[:3])
+        if recent:
+            text += f"; found {recent[0].name}{found.label(recent[0])}"
+        return Measurement.fact(False, text, expected, detail=problems)
     if not recent:
         older = ""
         if found.backups:

@@ -34,16 +34,33 @@ def shell_glob(pattern: str) -> str:
     return "".join(p if i % 2 else shlex.quote(p) for i, p in enumerate(parts) if p)
 
 
+# What ``test`` tells of a match that is neither a file nor a directory: (test, kind, phrase).
+_KINDS = (
+    ("-p", "fifo", "is a FIFO (named pipe), not a regular file"),
+    ("-S", "socket", "is a socket, not a regular file"),
+    ("-c", "char", "is a character device, not a regular file"),
+    ("-b", "block", "is a block device, not a regular file"),
+)
+_SAID = {kind: phrase for _, kind, phrase in _KINDS}
+_SAID["dangling"] = "is a symbolic link to a file that does not exist"
+_SAID["other"] = "is not a regular file"
+
+
 def _listing(patterns: Sequence[str]) -> str:
     """One sh script: per match ``F i size mtime path`` (a file) or ``D i mtime path`` (a
-    directory) followed by ``f 0 size mtime path`` per file in it."""
+    directory) followed by ``f 0 size mtime path`` per file in it, or ``X i kind path`` (a FIFO,
+    socket, device or dangling link: told by ``test``, never opened: reading a FIFO waits for a
+    writer forever)."""
+    kinds = "; ".join(f'[ {test} "$p" ] && k={kind}' for test, kind, _ in _KINDS)
     lines = []
     for index, pattern in enumerate(patterns):
         lines.append(
             f"for p in {shell_glob(pattern)}; do "
             f'if [ -d "$p" ]; then echo "D {index} $(stat -L -c %Y -- "$p") $p"; '
             f"find \"$p/\" -type f -exec stat -L -c 'f 0 %s %Y %n' {{}} +; "
-            f'elif [ -e "$p" ]; then stat -L -c \'F {index} %s %Y %n\' -- "$p"; fi; done'
+            f'elif [ -f "$p" ]; then stat -L -c \'F {index} %s %Y %n\' -- "$p"; '
+            f'elif [ -e "$p" ] || [ -L "$p" ]; then k=other; {kinds}; [ -e "$p" ] || k=dangling; '
+            f'echo "X {index} $k $p"; fi; done'
         )
     return "; ".join(lines)
 
@@ -115,6 +132,13 @@ def _parse_listing(out: str) -> list[tuple[int, Backup]]:
                 close()
                 folder = None
                 backups.append((int(index), Backup(file.path, file.name, (file,))))
+        elif tag == "X":
+            close()
+            folder = None
+            index, kind, path = rest.split(" ", 2)
+            path = posixpath.normpath(path)
+            said = _SAID.get(kind, _SAID["other"])
+            backups.append((int(index), Backup(path, posixpath.basename(path), (), not_file=said)))
     close()
     return backups
 

@@ -32,6 +32,7 @@ from opscheck import templates
 from opscheck.config import LogPattern, LogsTarget, window_seconds
 from opscheck.judge import Measurement, ProbeError
 from opscheck.probes import NotApplicable
+from opscheck.probes._logscan import MAX_LINE
 from opscheck.session import Unreachable
 from opscheck.units import format_value
 
@@ -557,6 +558,12 @@ def _missing(path: str) -> str:
     return f"{path}: no file matches" if any(c in path for c in "*?[") else f"{path}: no such file"
 
 
+def _problem(entry: dict[str, Any]) -> str:
+    """A file entry the scanner could not read: "… is a FIFO (named pipe), not a regular file",
+    "…: Permission denied"."""
+    return f"{entry['path']}{'' if entry.get('not_file') else ':'} {entry['error']}"
+
+
 def source_present(source: LogSource) -> Measurement:
     """The source has something to read: its files (listed in the detail), or journal entries."""
     t = source.target
@@ -573,7 +580,7 @@ def source_present(source: LogSource) -> Measurement:
     found = source.files()
     files = found["files"]
     problems = [_missing(path) for path in found["missing"]]
-    problems += [f"{f['path']}: {f['error']}" for f in files if "error" in f]
+    problems += [_problem(f) for f in files if "error" in f]
     if problems:
         return Measurement.fact(False, "; ".join(problems), expected)
     size = sum(f["size"] for f in files)
@@ -592,7 +599,10 @@ def pattern_lines(source: LogSource, pattern: LogPattern) -> Measurement:
     t = source.target
     files = counted["files"]
     read = [f for f in files if "read" in f]
-    unreadable = [f"{f['path']}: {f['error']}" for f in files if "error" in f]
+    not_files = [_problem(f) for f in files if f.get("not_file")]
+    if not_files:
+        raise ProbeError(f"{'; '.join(not_files)}: not read (see test_log_source_present)")
+    unreadable = [_problem(f) for f in files if "error" in f]
     if unreadable:
         hint = " (readable by root only? sudo = true on its [[host]] runs the scan as root)"
         raise ProbeError(f"cannot read {'; '.join(unreadable)}{hint if t.host else ''}")
@@ -623,6 +633,10 @@ def pattern_lines(source: LogSource, pattern: LogPattern) -> Measurement:
     unstamped = [f["path"] for f in read if f.get("unstamped")]
     if unstamped:
         notes.append(f"no timestamps found, counted whole: {', '.join(unstamped)}")
+    long = [f["path"] for f in read if f.get("long_lines")]
+    if long:
+        most = format_value(MAX_LINE, "size")
+        notes.append(f"lines over {most} matched on their first {most}: {', '.join(long)}")
     compressed = [f["path"] for f in files if f.get("skipped") == "compressed"]
     if compressed:
         notes.append(f"compressed, not read: {', '.join(compressed)}")
@@ -638,10 +652,13 @@ def pattern_lines(source: LogSource, pattern: LogPattern) -> Measurement:
 
 def _today(source: LogSource) -> list[dict[str, Any]]:
     found = source.files()
-    if not found["files"]:
-        missing = "; ".join(_missing(path) for path in found["missing"] or [source.target.path])
-        raise ProbeError(f"{missing} (see test_log_source_present)")
-    return [f for f in found["files"] if "size" in f]
+    readable = [f for f in found["files"] if "size" in f]
+    if not readable:
+        problems = [_missing(path) for path in found["missing"]]
+        problems += [_problem(f) for f in found["files"] if "error" in f]
+        said = "; ".join(problems or [_missing(source.target.path or "")])
+        raise ProbeError(f"{said} (see test_log_source_present)")
+    return readable
 
 
 def file_sizes(source: LogSource) -> list[Measurement]:

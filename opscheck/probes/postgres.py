@@ -10,16 +10,23 @@ the first probe that needs it - the server's settings and the role's privileges 
 ``pg_stat_database`` (size, wraparound, cache hits), ``pg_stat_user_tables`` (dead tuples,
 vacuum and analyze ages). All checks of a target cost at most eight queries (and three per user
 query), and they judge one moment.
+
+Every statement answers within the target's timeout or the session is given up (``_execute``):
+a slow statement is the check's own failure (PostgreSQL's ``statement_timeout``), a server that
+stopped answering is ``Lost``, and the run marks the target down. Other sessions' SQL reaches a
+message only through ``_sqltext.shown``: literals masked, utility statements by their tag.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import re
+import os
+import socket
+import string
 import threading
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -27,50 +34,67 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from opscheck.config import PostgresTarget, SqlQuery
 from opscheck.judge import Measurement, ProbeError
 from opscheck.probes import NotApplicable
-from opscheck.session import Unreachable
+from opscheck.probes._sqltext import shown
+from opscheck.session import Lost, Unreachable
 from opscheck.units import format_value
 
 if TYPE_CHECKING:
-    from psycopg import Connection
+    from psycopg import Connection, Cursor
     from psycopg.rows import TupleRow
 
     Session = Connection[TupleRow]
 
 T = TypeVar("T")
 
+WATCHDOG = "opscheck-postgres-deadline"  # the name of a statement's watchdog thread
 QUERY_CHARS = 120  # of a query's text in a message: enough to recognise it
+# Read of a query's text to mask it: a literal cut off at the end is masked to the end.
+QUERY_READ = 2000
 DEAD_TUPLES_MIN = 1000  # the runbook's bloat query: WHERE n_dead_tup > 1000
 XID_LIMIT = 2**31  # transaction IDs wrap around after 2^31; PostgreSQL stops writes before that
 _HINT = "Is the server running on that host and accepting TCP/IP connections?"
 _HIDDEN = "pg_stat_activity hides other sessions' state and queries"
-_VIEWS = "_opscheck_views"  # where open_session keeps a session's _Views
-
-# A name to_regclass() parses: one or two parts (schema.table), each quoted ("My Table") or not.
-# Anything else would make it raise, failing every check that shares the query.
-_PART = r'\s*(?:"(?:[^"]|"")+"|[^\s."][^\s.]*)\s*'
-_RELATION = re.compile(rf"{_PART}(?:\.{_PART})?")
+_GONE = (
+    "This probably means the server terminated abnormally before or while processing the request."
+)
+_STATE = "_opscheck_state"  # where open_session keeps a session's _State
 
 
 def _text(column: str = "query") -> str:
-    """SQL for the start of a query's text on one line."""
-    return f"left(regexp_replace({column}, '\\s+', ' ', 'g'), {QUERY_CHARS})"
+    """SQL for the start of a query's text, to be masked by ``_shown``."""
+    return f"left({column}, {QUERY_READ})"
+
+
+def _shown(sql: str | None, text: bool) -> str:
+    """A query's text as a message shows it: masked (see ``_sqltext``), on one line, short."""
+    return shown(sql or "", text)[:QUERY_CHARS]
 
 
 def describe_error(exc: BaseException) -> str:
-    """A psycopg error on one line, without libpq's hint and prefixes."""
-    text = " ".join(str(exc).replace(_HINT, "").split())
-    return text.removeprefix("connection failed: ") or type(exc).__name__
+    """A psycopg error on one line, without libpq's hints and prefixes."""
+    text = " ".join(str(exc).split()).replace(_HINT, "").replace(_GONE, "")
+    return text.strip().removeprefix("connection failed: ") or type(exc).__name__
 
 
-class _Views:
-    """What one session has read this run, and the lock that keeps its statements in order.
+def grace(timeout: float) -> float:
+    """How long after ``statement_timeout`` a statement's answer may still come: past it, the
+    server is not running at all (see ``_execute``)."""
+    return max(1.0, timeout / 2)
+
+
+class _State:
+    """A session's state for the run: what it has read, the lock that keeps its statements in
+    order, its deadline per statement, whether it shows query text, and whether it was lost.
 
     Probes of one target may run at once, in threads: the first to need a view reads it while
     the others wait for that read; a failed read fails them all with its error (one timeout, not
     one per check). The lock is reentrant and also spans a user query's whole transaction."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float | None = None, query_text: bool = True) -> None:
         self.lock = threading.RLock()
+        self.deadline = deadline  # seconds a statement may take before the session is given up
+        self.query_text = query_text
+        self.lost: str | None = None  # why the server was given up: every later statement says so
         self._read: dict[Hashable, Any] = {}
 
     def get(self, key: Hashable, read: Callable[[], T]) -> T:
@@ -87,10 +111,10 @@ class _Views:
         return result
 
 
-def _views(conn: Session) -> _Views:
-    """The session's shared reads; a connection not opened by ``open_session`` shares nothing."""
-    views = getattr(conn, _VIEWS, None)
-    return views if isinstance(views, _Views) else _Views()
+def _state(conn: Session) -> _State:
+    """The session's state; a connection not opened by ``open_session`` shares nothing."""
+    state = getattr(conn, _STATE, None)
+    return state if isinstance(state, _State) else _State()
 
 
 def open_session(target: PostgresTarget, password: str | None, timeout: float) -> Session:
@@ -113,14 +137,87 @@ def open_session(target: PostgresTarget, password: str | None, timeout: float) -
     params.setdefault("application_name", "opscheck")
     connect_timeout = max(2, math.ceil(timeout))  # libpq's unit is whole seconds, 2 at least
     params["connect_timeout"] = connect_timeout
+    # A server whose host vanished (a network partition, a power cut): the kernel gives up on
+    # a statement it cannot deliver after tcp_user_timeout, and keepalive probes find the silent
+    # peer while a statement runs. The DSN may tune them; _execute's deadline bounds the rest.
+    params.setdefault("tcp_user_timeout", ms)
+    params.setdefault("keepalives", 1)
+    params.setdefault("keepalives_idle", connect_timeout)
+    params.setdefault("keepalives_interval", 1)
+    params.setdefault("keepalives_count", 3)
     try:
         conn = psycopg.connect(make_conninfo("", **params), password=password, autocommit=True)
     except psycopg.errors.ConnectionTimeout:
         raise Unreachable(f"no answer within {connect_timeout} s (connect_timeout)") from None
     except psycopg.Error as exc:
         raise Unreachable(describe_error(exc)) from None
-    setattr(conn, _VIEWS, _Views())
+    setattr(conn, _STATE, _State(timeout + grace(timeout), target.query_text))
     return conn
+
+
+@contextlib.contextmanager
+def _watchdog(conn: Session, seconds: float | None) -> Iterator[threading.Event]:
+    """Within the block, a call on ``conn`` waiting past ``seconds`` returns with an error: the
+    session's socket is shut down (the event says so). The statement ending just then is safe:
+    once the block ends, the socket is left alone."""
+    cut = threading.Event()
+    if seconds is None:
+        yield cut
+        return
+    guard = threading.Lock()
+    ended = False
+
+    def shut() -> None:
+        with guard:
+            if ended:
+                return
+            cut.set()
+            # A duplicate of libpq's descriptor: shutdown() reaches the connection it shares,
+            # close() only the duplicate; libpq still owns (and later closes) its own.
+            with (
+                contextlib.suppress(Exception),  # closed already: nothing waits on it
+                socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock,
+            ):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(seconds, shut)
+    timer.name, timer.daemon = WATCHDOG, True
+    timer.start()
+    try:
+        yield cut
+    finally:
+        with guard:
+            ended = True
+        timer.cancel()
+
+
+def _execute(conn: Session, sql: Any, params: Any = None, **kwargs: Any) -> Cursor[TupleRow]:
+    """Run one statement; raise ``Lost`` when the server stopped answering or went away.
+
+    ``statement_timeout`` bounds a slow statement on the server: PostgreSQL cancels it and says
+    so, and the check fails with that (its own failure; the session lives on). A frozen server
+    (stopped, a host deep in swap) runs no timer, its kernel still acknowledges every packet
+    (TCP keepalives and ``tcp_user_timeout`` stay quiet), and a cancel request would wait for
+    its frozen postmaster too: so past the timeout and a grace, the session's socket is shut
+    down, the waiting call returns, and the target is lost. The run marks it down; its other
+    checks fail at once, each later statement of the session with the same error."""
+    import psycopg
+
+    state = _state(conn)
+    if state.lost is not None:
+        raise Lost(state.lost)
+    with _watchdog(conn, state.deadline) as cut:
+        try:
+            return conn.execute(sql, params, **kwargs)
+        except psycopg.Error as exc:
+            if cut.is_set():
+                error = f"no answer within {state.deadline:g} s"
+            elif conn.broken or conn.closed:  # the server closed it, or the kernel gave up
+                error = describe_error(exc)
+            else:
+                raise
+    state.lost = error
+    raise Lost(error)
 
 
 def _rows(conn: Session, sql: Any, params: Any = None) -> list[Any]:
@@ -128,8 +225,8 @@ def _rows(conn: Session, sql: Any, params: Any = None) -> list[Any]:
     import psycopg
 
     try:
-        with _views(conn).lock:
-            return list(conn.execute(sql, params).fetchall())
+        with _state(conn).lock:
+            return list(_execute(conn, sql, params).fetchall())
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ProbeError(
             f"permission denied: grant pg_monitor to {conn.info.user} ({describe_error(exc)})"
@@ -162,7 +259,7 @@ _SERVER = (
 
 
 def _server(conn: Session) -> _Server:
-    return _views(conn).get("server", lambda: _Server(*_rows(conn, _SERVER)[0]))
+    return _state(conn).get("server", lambda: _Server(*_rows(conn, _SERVER)[0]))
 
 
 def _require_monitor(conn: Session, why: str) -> _Server:
@@ -206,7 +303,13 @@ def _activity(conn: Session, why: str = _HIDDEN) -> list[_Backend]:
         f"CASE WHEN {lock} THEN pg_blocking_pids(pid) ELSE '{{}}' END, {_text('a.query')} "
         "FROM pg_stat_activity a"
     )
-    return _views(conn).get("activity", lambda: [_Backend(*row) for row in _rows(conn, sql)])
+    state = _state(conn)
+
+    def read() -> list[_Backend]:
+        rows = _rows(conn, sql)
+        return [_Backend._make([*row[:-1], _shown(row[-1], state.query_text)]) for row in rows]
+
+    return state.get("activity", read)
 
 
 class _Database(NamedTuple):
@@ -228,7 +331,7 @@ _DATABASES = (
 
 def _databases(conn: Session) -> list[_Database]:
     """pg_database with pg_stat_database, read once, the oldest transaction IDs first."""
-    return _views(conn).get(
+    return _state(conn).get(
         "databases", lambda: [_Database(*row) for row in _rows(conn, _DATABASES)]
     )
 
@@ -247,6 +350,71 @@ class _Table(NamedTuple):
     analyze_age: float | None
 
 
+_SPACE = " \t\n\r\f\v"  # the only spaces PostgreSQL's name parser skips
+_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # it folds ASCII only
+# A table of ``tables`` as the server finds it: from its parts, each quoted by the server.
+_REGCLASS = "to_regclass(concat_ws('.', quote_ident(t.schema), quote_ident(t.name)))"
+Parts = tuple[str | None, str]  # (schema or None, table) of a name, quotes removed
+
+
+def table_name(entry: str) -> Parts:
+    """``entry`` of ``tables`` read as PostgreSQL reads ``schema.table`` or ``table``: quoted
+    parts as written, others folded to lower case; ValueError says why it is not a name.
+
+    Read here, the server gets parts it quotes itself: to_regclass() raises on a name it cannot
+    parse (and a NUL cannot be sent at all), which would fail every table of the query."""
+    parts: list[str] = []
+    pos = 0
+    while True:
+        while pos < len(entry) and entry[pos] in _SPACE:
+            pos += 1
+        if entry.startswith('"', pos):
+            end = pos + 1
+            while (end := entry.find('"', end)) >= 0 and entry.startswith('""', end):
+                end += 2
+            if end < 0:
+                raise ValueError("a quote is not closed")
+            part, pos = entry[pos + 1 : end].replace('""', '"'), end + 1
+        else:
+            end = pos
+            while end < len(entry) and entry[end] != "." and entry[end] not in _SPACE:
+                end += 1
+            part, pos = entry[pos:end].translate(_FOLD), end
+        if not part:
+            raise ValueError("an empty name")
+        if "\0" in part:
+            raise ValueError("a NUL character")
+        parts.append(part)
+        while pos < len(entry) and entry[pos] in _SPACE:
+            pos += 1
+        if pos == len(entry):
+            break
+        if entry[pos] != ".":
+            raise ValueError(f"{entry[pos:]!r} after {parts[-1]!r} (quote a name with spaces)")
+        pos += 1
+    if len(parts) > 2:
+        raise ValueError(f"{len(parts)} parts, at most 2")
+    return (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+
+
+def _names(tables: list[str]) -> dict[str, Parts | ValueError]:
+    """Each entry of ``tables``: its parts, or why it is not a table name."""
+    names: dict[str, Parts | ValueError] = {}
+    for entry in tables:
+        try:
+            names[entry] = table_name(entry)
+        except ValueError as exc:
+            names[entry] = exc
+    return names
+
+
+def _parts(names: dict[str, Parts | ValueError]) -> tuple[list[str], dict[str, list[Any]]]:
+    """The entries that are names, and their schemas and tables as the queries' parameters."""
+    valid = [(entry, p) for entry, p in names.items() if not isinstance(p, ValueError)]
+    schemas, tables = [p[0] for _, p in valid], [p[1] for _, p in valid]
+    return [entry for entry, _ in valid], {"schemas": schemas, "tables": tables}
+
+
 # The five most bloated tables (the runbook's bloat query), then each table of ``tables``.
 _TABLES = (
     "SELECT false, n, name, true, n_dead_tup, n_live_tup, vacuumed, NULL::float8, NULL::float8 "
@@ -258,22 +426,23 @@ _TABLES = (
     "greatest(s.last_vacuum, s.last_autovacuum), "
     "extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum))::float8, "
     "extract(epoch FROM now() - greatest(s.last_analyze, s.last_autoanalyze))::float8 "
-    "FROM unnest(%(tables)s::text[]) WITH ORDINALITY t(name, n) "
-    "LEFT JOIN pg_stat_user_tables s ON s.relid = to_regclass(t.name) ORDER BY 1, 2"
+    "FROM unnest(%(schemas)s::text[], %(tables)s::text[]) WITH ORDINALITY t(schema, name, n) "
+    f"LEFT JOIN pg_stat_user_tables s ON s.relid = {_REGCLASS} ORDER BY 1, 2"
 )
 
 
 def _tables(conn: Session, tables: list[str]) -> tuple[list[_Table], dict[str, _Table]]:
     """pg_stat_user_tables, read once: the five most bloated tables (over 1000 dead tuples),
-    the worst first, and each of ``tables`` by name (but for a name to_regclass cannot parse)."""
-    names = tuple(dict.fromkeys(t for t in tables if _RELATION.fullmatch(t)))
+    the worst first, and each entry of ``tables`` that is a table name (see ``table_name``)."""
+    entries, params = _parts(_names(tables))
 
     def read() -> tuple[list[_Table], dict[str, _Table]]:
-        rows = _rows(conn, _TABLES, {"dead": DEAD_TUPLES_MIN, "tables": list(names)})
+        rows = _rows(conn, _TABLES, {"dead": DEAD_TUPLES_MIN, **params})
         worst = [_Table(*row[2:]) for row in rows if not row[0]]
-        return worst, {row[2]: _Table(*row[2:]) for row in rows if row[0]}
+        listed = [row for row in rows if row[0]]
+        return worst, {entries[row[1] - 1]: _Table(entries[row[1] - 1], *row[3:]) for row in listed}
 
-    return _views(conn).get(("tables", names), read)
+    return _state(conn).get(("tables", tuple(entries)), read)
 
 
 # -- the checks ----------------------------------------------------------------------------------
@@ -426,33 +595,37 @@ def database_size(conn: Session) -> Measurement:
     )
 
 
+def _entry(table: str) -> str:
+    """An entry of ``tables`` in a message: as written, or escaped if it holds what cannot be
+    seen (a no-break space pasted from a wiki, a control character)."""
+    return table if table.isprintable() else repr(table)
+
+
 def _no_table(table: str) -> Measurement:
-    return Measurement.fact(False, f"{table}: no such table", "an existing table")
+    return Measurement.fact(False, f"{_entry(table)}: no such table", "an existing table")
 
 
-def _not_a_name(table: str) -> Measurement:
-    return Measurement.fact(False, f"{table}: not a table name (schema.table)", "an existing table")
+def _not_a_name(table: str, why: ValueError) -> Measurement:
+    return Measurement.fact(
+        False, f"{_entry(table)}: not a table name (schema.table): {why}", "an existing table"
+    )
 
 
 def table_sizes(conn: Session, target: PostgresTarget) -> list[Measurement]:
     """``pg_total_relation_size`` (data, indexes, TOAST) of each table of ``tables``."""
-    names = [t for t in target.tables if _RELATION.fullmatch(t)]
+    names = _names(target.tables)
+    entries, params = _parts(names)
     # Its own query: a table locked by a migration times out this check, and only this one.
-    found = dict(
-        _rows(
-            conn,
-            "SELECT t.name, pg_total_relation_size(to_regclass(t.name)) "
-            "FROM unnest(%s::text[]) t(name)",
-            (names,),
-        )
-        if names
-        else []
+    sql = (
+        f"SELECT t.n, pg_total_relation_size({_REGCLASS}) FROM unnest(%(schemas)s::text[], "
+        "%(tables)s::text[]) WITH ORDINALITY t(schema, name, n)"
     )
+    found = {entries[n - 1]: size for n, size in (_rows(conn, sql, params) if entries else [])}
     sizes = []
     for table in target.tables:
-        size = found.get(table)
-        if table not in found:
-            sizes.append(_not_a_name(table))
+        parts, size = names[table], found.get(table)
+        if isinstance(parts, ValueError):
+            sizes.append(_not_a_name(table, parts))
         elif size is None:
             sizes.append(_no_table(table))
         else:
@@ -493,13 +666,16 @@ def analyze_ages(conn: Session, target: PostgresTarget) -> list[Measurement]:
 
 
 def _maintenance_ages(conn: Session, tables: list[str], what: str, done: str) -> list[Measurement]:
+    names = _names(tables)
     _, listed = _tables(conn, tables)
     ages = []
     for name in tables:
-        table = listed.get(name)
-        if table is None or not table.found:
+        parts, table = names[name], listed.get(name)
+        if isinstance(parts, ValueError) or table is None or not table.found:
             if what == "vacuum":  # said once, with the vacuum ages
-                ages.append(_not_a_name(name) if table is None else _no_table(name))
+                ages.append(
+                    _not_a_name(name, parts) if isinstance(parts, ValueError) else _no_table(name)
+                )
             continue
         age = table.vacuum_age if what == "vacuum" else table.analyze_age
         if age is None:
@@ -600,10 +776,11 @@ def slow_statements(conn: Session) -> Measurement:
     if not top:
         return Measurement(0, text="no statement recorded in this database")
     mean, calls, _ = top[0]
+    text = _state(conn).query_text
     return Measurement(
         mean,
         text=f"slowest statement: mean {_ago(mean)} over {_calls(calls)}",
-        detail="\n".join(f"mean {_ago(m)}, {_calls(c)}: {q}" for m, c, q in top),
+        detail="\n".join(f"mean {_ago(m)}, {_calls(c)}: {_shown(q, text)}" for m, c, q in top),
     )
 
 
@@ -613,13 +790,13 @@ def user_query(conn: Session, query: SqlQuery) -> Measurement:
 
     where = f"query {query.name}"
     # The session's lock spans the transaction: another probe's statement cannot land inside it.
-    with _views(conn).lock:
+    with _state(conn).lock:
         try:
             # Binary results force the extended protocol, which runs exactly one statement: a
             # "COMMIT; DELETE ..." cannot step out of the read-only transaction, always rolled
             # back (which also undoes a set_config() of the session's read-only default).
-            conn.execute("BEGIN READ ONLY", prepare=False)  # nothing a pooler could lose
-            cursor = conn.execute(query.sql, binary=True)
+            _execute(conn, "BEGIN READ ONLY", prepare=False)  # nothing a pooler could lose
+            cursor = _execute(conn, query.sql, binary=True)
             columns = len(cursor.description or ())
             rows = cursor.fetchmany(2) if columns else []
         except psycopg.errors.ReadOnlySqlTransaction as exc:
@@ -635,8 +812,9 @@ def user_query(conn: Session, query: SqlQuery) -> Measurement:
         except psycopg.Error as exc:
             raise ProbeError(f"{where} failed: {describe_error(exc)}") from None
         finally:
-            with contextlib.suppress(psycopg.Error):  # a broken session: the next probe says so
-                conn.execute("ROLLBACK", prepare=False)
+            # A failed statement left the session usable: roll back. A lost one: Lost, again.
+            with contextlib.suppress(psycopg.Error):
+                _execute(conn, "ROLLBACK", prepare=False)
     expected = "expected one row with one number"
     if not rows:
         raise ProbeError(f"{where}: returned no rows ({expected})")

@@ -8,17 +8,21 @@ imported only when a ``[[redis]]`` target is checked.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from opscheck.config import RedisQueue, RedisTarget
 from opscheck.judge import Measurement, ProbeError
 from opscheck.probes import NotApplicable
-from opscheck.session import Unreachable
+from opscheck.session import Lost, Unreachable
 from opscheck.units import format_value
 
 if TYPE_CHECKING:
     from redis import Redis
+
+R = TypeVar("R")
 
 # Fragmentation is judged once it wastes this much: below it, a small or empty Redis shows a
 # meaningless ratio (12 MB RSS for 1 MB of data is 12.0). Redis's own active defragmentation
@@ -48,15 +52,73 @@ def safe_url(url: str) -> str:
     return re.sub(r"^([a-z]+://)[^/@]*@", r"\1", url)
 
 
+def lost(exc: BaseException) -> str | None:
+    """The real error if ``exc`` means the server stopped answering (a timeout, a connection
+    closed or refused), else None: a refused command (NOPERM, MISCONF) or a wrong password is
+    the check's own failure. The ``[[redis]]`` targets' classifier (``session.LOST``): the
+    client raises ``Lost`` itself (``_client_class``), this catches what would bypass it."""
+    import redis
+    from redis.exceptions import AuthorizationError
+
+    if isinstance(exc, redis.AuthenticationError | AuthorizationError):
+        return None
+    if isinstance(exc, redis.TimeoutError | redis.ConnectionError):
+        return describe_error(exc)
+    return None
+
+
+@functools.cache
+def _client_class() -> type[Redis]:
+    """redis-py's client, made to give up on a server that stopped answering (built on first
+    use: redis-py is imported only when a ``[[redis]]`` target is checked)."""
+    import redis
+
+    class Client(redis.Redis):
+        """One connection whose first lost answer is its last: the call raises ``Lost`` (the
+        target is down for the rest of the run, ``session.Run.noticed``) and every later call
+        at once. Checks queued on the one connection would otherwise each wait out the timeout
+        in turn (a frozen server's kernel still accepts the reconnect, which then waits in
+        AUTH): a frozen server costs one timeout, not one per check."""
+
+        stopped: str | None = None
+
+        def execute_command(self, *args: Any, **options: Any) -> Any:
+            with self.single_connection_lock:  # the one the call waits for: checked after it
+                return self._answer(super().execute_command, *args, **options)
+
+        def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+            pipe = super().pipeline(transaction, shard_hint)  # on a connection of its own
+            pipe.execute = functools.partial(self._answer, pipe.execute)  # type: ignore[method-assign]
+            return pipe
+
+        def _answer(self, call: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+            if self.stopped is not None:
+                raise Lost(self.stopped)
+            try:
+                return call(*args, **kwargs)
+            except redis.TimeoutError as exc:
+                timeout = self.connection_pool.connection_kwargs.get("socket_timeout")
+                self.stopped = f"no answer within {timeout:g} s"
+                raise Lost(self.stopped) from exc
+            except redis.ConnectionError as exc:
+                self.stopped = lost(exc)
+                if self.stopped is None:  # a wrong password on reconnecting: not lost
+                    raise
+                raise Lost(self.stopped) from exc
+
+    return Client
+
+
 def open_client(target: RedisTarget, password: str | None, timeout: float) -> Redis:
-    """One connection as the target's user, every call bounded by ``timeout``, never retried."""
+    """One connection as the target's user, every call bounded by ``timeout``, never retried;
+    once a call gets no answer, every later one fails at once (see ``_client_class``)."""
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
     where = safe_url(target.url)
     try:
-        client = redis.Redis.from_url(
+        client = _client_class().from_url(
             target.url,
             username=target.username,
             password=password,
@@ -70,10 +132,12 @@ def open_client(target: RedisTarget, password: str | None, timeout: float) -> Re
         )
         with contextlib.suppress(redis.ResponseError):  # e.g. MISCONF: test_redis_reachable says
             client.ping()
-    except redis.TimeoutError as exc:
+    except redis.TimeoutError as exc:  # connecting, or in AUTH
         raise Unreachable(
             f"{where}: no answer within {timeout:g} s ({describe_error(exc)})"
         ) from None
+    except Lost as exc:  # in PING
+        raise Unreachable(f"{where}: {exc.error}") from None
     except (redis.RedisError, ValueError) as exc:
         raise Unreachable(f"{where}: {describe_error(exc)}") from None
     return client

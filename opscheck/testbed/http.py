@@ -1,4 +1,6 @@
-"""An SRE's web app on loopback: health, metrics, auth, slow and broken routes, good and bad TLS.
+"""An SRE's web app on loopback: health, metrics, auth, slow and broken routes, good and bad TLS,
+and hostile ones: a trickle (/trickle), an endless event stream (/events), NaN (/nan), JSON
+nested 100,000 levels deep (/deep).
 
     with HttpTestbed(token="s3cret") as bed:
         bed.url("https", "/health")      # https://127.0.0.1:PORT/health, trusted by bed.ca_path
@@ -13,6 +15,7 @@ import contextlib
 import datetime as dt
 import ipaddress
 import json
+import math
 import socket
 import ssl
 import tempfile
@@ -42,7 +45,10 @@ _STATIC: dict[str, tuple[int, str | dict[str, Any]]] = {
     "/error": (500, "internal error: database connection pool exhausted"),
     "/wrong": (200, DEGRADED),
     "/notjson": (200, "<!doctype html><html><body>Welcome</body></html>"),
-}
+    # json.dumps writes NaN and Infinity, as many JSON encoders do (not JSON, but decodable)
+    "/nan": (200, {"status": "healthy", "connections": math.nan,
+                   "queue": {"depth": math.inf, "lag": -math.inf}}),
+}  # fmt: skip
 
 
 class _App(ThreadingHTTPServer):
@@ -53,6 +59,8 @@ class _App(ThreadingHTTPServer):
         self.token = token
         self.slow = slow
         self.served: Counter[str] = Counter()
+        self.hits: Counter[str] = Counter()  # /trickle: requests per path and query
+        self.accepted = 0  # connections accepted: kept-alive requests reuse one
         self.barriers: dict[int, threading.Barrier] = {}  # /together
         self.lock = threading.Lock()
         self.closing = threading.Event()
@@ -65,6 +73,7 @@ class _App(ThreadingHTTPServer):
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.lock:
             self._open.add(request)
+            self.accepted += 1
         return request, address
 
     def shutdown_request(self, request: Any) -> None:
@@ -115,6 +124,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"headers": dict(self.headers)})
         elif route == "/metrics":
             self._send(200, _metrics(app), {"Content-Type": "text/plain; version=0.0.4"})
+        elif route == "/trickle":  # /trickle?part=head&rate=1&fine=1
+            self._trickle(app, url.query)
+        elif route == "/events":  # /events?every=0.2; every=0: as fast as the client reads
+            self._events(app, url.query)
+        elif route == "/moved":  # a redirect to /health whose body never ends
+            self._events(app, url.query, 302, {"Location": "/health"})
+        elif route == "/deep":  # /deep?levels=100000
+            levels = int(parse_qs(url.query).get("levels", ["100000"])[0])
+            deep = '{"status": "healthy", "nested": ' + "[" * levels + "]" * levels + "}"
+            self._send(200, deep, {"Content-Type": "application/json"})
         else:
             self._send(404, "not found")
 
@@ -136,6 +155,55 @@ class _Handler(BaseHTTPRequestHandler):
                 app.barriers.pop(parties, None)  # the next ones meet at a fresh barrier
             return self._send(504, f"the other {parties - 1} requests did not come in time")
         self._send(200, {"status": "healthy", "parties": parties})
+
+    def _trickle(self, app: _App, query: str) -> None:
+        """A healthy answer sent ``rate`` bytes a second (default 1): its status line and
+        headers too with ``part=head``, else only its body. The first ``fine`` requests to the
+        same path and query are answered at once (a server that slows down mid-run)."""
+        asked = parse_qs(query)
+        rate = float(asked.get("rate", ["1"])[0])
+        with app.lock:
+            app.hits[self.path] += 1
+            fine = app.hits[self.path] <= int(asked.get("fine", ["0"])[0])
+        if fine:
+            return self._send(200, HEALTHY)
+        with app.lock:
+            app.served["200"] += 1
+        body = json.dumps(HEALTHY).encode()
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.close_connection = True  # a client that gave up leaves the rest unread
+        if asked.get("part", ["body"])[0] == "head":
+            body, head = head + body, b""
+        with contextlib.suppress(OSError):  # the client hung up: as expected
+            self.wfile.write(head)
+            for at in range(len(body)):
+                self.wfile.write(body[at : at + 1])
+                if app.closing.wait(1 / rate):
+                    return
+
+    def _events(
+        self, app: _App, query: str, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        """A ``text/event-stream`` that never ends: an event every ``every`` seconds, or with
+        ``every=0`` (the default) ~45 KB of events per write, as fast as the client reads."""
+        every = float(parse_qs(query).get("every", ["0"])[0])
+        with app.lock:
+            app.served[str(status)] += 1
+        self.send_response(status)
+        for name, value in {"Content-Type": "text/event-stream", **(headers or {})}.items():
+            self.send_header(name, value)
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        events = (b"data: " + json.dumps(HEALTHY).encode() + b"\n\n") * (1 if every else 512)
+        chunk = b"%x\r\n%s\r\n" % (len(events), events)
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # the client hung up: as expected
+            while not app.closing.wait(every):
+                self.wfile.write(chunk)
 
     def _send(
         self, status: int, body: str | dict[str, Any], headers: dict[str, str] | None = None

@@ -8,7 +8,9 @@ checking request signatures like S3 does (an IAM user's keys, or 403).
 
 The keys are handed to a suite as environment variables (``S3_KEY_ID``, ``S3_SECRET`` unless
 told otherwise), as an operator would. moto keeps the objects in this process, which is how
-``put(..., age=...)`` can date an object back, as ``os.utime`` does for a file.
+``put(..., age=...)`` can date an object back, as ``os.utime`` does for a file. For the same
+reason it cannot be SIGSTOPped: ``pause()`` freezes it from inside (connections are accepted,
+no request is answered) until ``resume()``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from opscheck.testbed import free_port
 from opscheck.testbed.process import Service
@@ -41,6 +43,15 @@ class S3Server(Service):
 
     kind = "moto S3 server"
     error = S3Error
+    # How long a paused server holds a request at most: a safety net, should a test forget
+    # resume() (the handler threads are werkzeug's; stop() lets them go first).
+    PAUSE_LIMIT = 300.0
+    # moto's IAM users and its request checking belong to the process, not to a server:
+    # servers running at once (a test's own beside a session's) share one user's keys, and
+    # checking is turned off when the last one stops.
+    _shared: ClassVar[threading.Lock] = threading.Lock()
+    _running: ClassVar[int] = 0
+    _keys: ClassVar[tuple[str, str]] = ("", "")
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -48,6 +59,9 @@ class S3Server(Service):
         self.secret_access_key = ""
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._answering = threading.Event()
+        self._answering.set()
+        self._counted = False  # among the servers running (S3Server._running)
 
     @property
     def endpoint_url(self) -> str:
@@ -61,7 +75,12 @@ class S3Server(Service):
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
-        app = DomainDispatcherApplication(create_backend_app)
+        moto = DomainDispatcherApplication(create_backend_app)
+
+        def app(environ: Any, start_response: Any) -> Any:
+            self._answering.wait(self.PAUSE_LIMIT)  # paused: the request was read, no answer
+            return moto(environ, start_response)
+
         with socket.create_server(("127.0.0.1", self.port)) as listener:  # werkzeug dups it
             self._server = make_server(
                 "127.0.0.1",
@@ -75,28 +94,51 @@ class S3Server(Service):
             target=self._server.serve_forever, name=f"testbed-s3-{self.port}", daemon=True
         )
         self._thread.start()
-        iam = self._client("iam", "setup", "setup")  # still unchecked: nobody has keys yet
-        iam.create_user(UserName="opscheck-backup")
-        iam.put_user_policy(
-            UserName="opscheck-backup", PolicyName="s3", PolicyDocument=json.dumps(_EVERYTHING)
-        )
-        key = iam.create_access_key(UserName="opscheck-backup")["AccessKey"]
-        self.access_key_id, self.secret_access_key = key["AccessKeyId"], key["SecretAccessKey"]
-        self._auth("0")  # from now on every request is signed with a known key, or refused
+        with S3Server._shared:
+            if not S3Server._running:
+                S3Server._keys = self._create_user()
+                self._auth("0")  # from now on every request is signed with a known key
+            S3Server._running += 1
+            self._counted = True
+        self.access_key_id, self.secret_access_key = S3Server._keys
+
+    def _create_user(self) -> tuple[str, str]:
+        """An IAM user allowed ``s3:*``, made while nothing is checked; its key and secret."""
+        iam = self._client("iam", "setup", "setup")
+        user = f"opscheck-backup-{self.port}"  # one per first server: moto keeps the old ones
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(_EVERYTHING))
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
 
     def _halt(self) -> None:
-        """Stop the server; request checking is a setting of the process, so turn it off."""
+        """Stop the server; request checking is a setting of the process: the last server
+        running turns it off."""
         import requests
 
+        self.resume()
         if self._thread is not None:
-            with contextlib.suppress(requests.RequestException):  # a failed setup, say
-                self._auth("inf")
+            with S3Server._shared:
+                S3Server._running -= self._counted
+                if self._counted and not S3Server._running:
+                    with contextlib.suppress(requests.RequestException):
+                        self._auth("inf")
+                self._counted = False
             self._server.shutdown()
             self._thread.join()
             self._thread = None
         if self._server is not None:
             self._server.server_close()
             self._server = None
+
+    def pause(self) -> None:
+        """Freeze the server: connections are accepted and requests read, none is answered
+        (a hung endpoint, a proxy whose backend is gone) until ``resume()``."""
+        self._answering.clear()
+
+    def resume(self) -> None:
+        """Answer again, the held requests first."""
+        self._answering.set()
 
     def _auth(self, unchecked_requests: str) -> None:
         import requests
