@@ -10,6 +10,8 @@ packages=(
   redis-server                     # the Redis tests
   sqlite3                          # the SQLite checks on remote hosts use the sqlite3 CLI
   systemd-journal-remote           # writes real journal files for the journald log tests
+  prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter
+                                   # the Prometheus, Alertmanager and metrics tests and demo
 )
 
 missing=()

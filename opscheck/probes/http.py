@@ -248,36 +248,26 @@ def _adapter() -> type[HTTPAdapter]:
     return Adapter
 
 
-class Endpoint:
-    """A configured endpoint with its own session; the first response is shared by its checks.
-
-    Each request gets ``timeout`` in total and reads at most ``max_body`` bytes of body."""
+class BoundedSession:
+    """A requests session whose every request gets ``timeout`` in total (connect, headers and
+    body) and reads at most ``max_body`` bytes of body, redirects' bodies included; the
+    connection is kept alive between requests. ``request`` raises requests' errors, ``_TooLate``
+    (see ``describe_error``) or ``_TooLarge``."""
 
     def __init__(
-        self,
-        target: HttpTarget,
-        timeout: float,
-        secrets: Iterable[str] = (),
-        max_body: int = MAX_BODY,
+        self, timeout: float, headers: dict[str, str] | None = None, max_body: int = MAX_BODY
     ) -> None:
         import requests
 
-        self.target = target
         self.timeout = timeout
         self.max_body = max_body
-        self.secrets = set(secrets)
         self.session = requests.Session()
         for scheme in ("http://", "https://"):
             self.session.mount(scheme, _adapter()())
-        self.session.headers.update({"User-Agent": "opscheck", **target.headers})
+        self.session.headers.update({"User-Agent": "opscheck", **(headers or {})})
         self.session.hooks["response"].append(self._read_redirect)
-        self.first: Response | None = None
-        self.error: str | None = None  # a refused certificate, a body past the cap
-        self._samples: list[float] | None = None
-        self._lost: str | None = None  # why a sample found the target gone
-        self._sampling = threading.Lock()  # the latency checks share one series of samples
 
-    def _get(self) -> Response:
+    def request(self, method: str, url: str, verify: bool | str = True, **kwargs: Any) -> Response:
         """One request within ``timeout`` in total, its body read to its end or the cap."""
         import requests
         import urllib3
@@ -289,11 +279,12 @@ class Endpoint:
                 # verify per request: a session's verify loses to $REQUESTS_CA_BUNDLE
                 # (requests#3829). stream: the body is read here, with the deadline and cap.
                 response = self.session.request(
-                    self.target.method,
-                    self.target.url,
-                    verify=self.target.verify,
+                    method,
+                    url,
+                    verify=verify,
                     timeout=(deadline.remaining(), deadline.remaining()),
                     stream=True,
+                    **kwargs,
                 )
                 deadline.status = f"{response.status_code} {response.reason or ''}".rstrip()
                 try:
@@ -308,6 +299,9 @@ class Endpoint:
             if deadline.over():
                 raise deadline.late()
         return response
+
+    def close(self) -> None:
+        self.session.close()
 
     def _read_redirect(self, response: Response, **_: Any) -> Response:
         """requests reads a redirect's body itself, to the end: read it here first, capped."""
@@ -342,6 +336,35 @@ class Endpoint:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise requests.exceptions.ConnectionError(exc) from None
         return b"".join(chunks)
+
+
+class Endpoint:
+    """A configured endpoint with its own session; the first response is shared by its checks.
+
+    Each request gets ``timeout`` in total and reads at most ``max_body`` bytes of body."""
+
+    def __init__(
+        self,
+        target: HttpTarget,
+        timeout: float,
+        secrets: Iterable[str] = (),
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.max_body = max_body
+        self.secrets = set(secrets)
+        self.bounded = BoundedSession(timeout, dict(target.headers), max_body)
+        self.session = self.bounded.session
+        self.first: Response | None = None
+        self.error: str | None = None  # a refused certificate, a body past the cap
+        self._samples: list[float] | None = None
+        self._lost: str | None = None  # why a sample found the target gone
+        self._sampling = threading.Lock()  # the latency checks share one series of samples
+
+    def _get(self) -> Response:
+        """One request within ``timeout`` in total, its body read to its end or the cap."""
+        return self.bounded.request(self.target.method, self.target.url, self.target.verify)
 
     def open(self) -> Endpoint:
         """Make the first request; a refused or silent server makes the endpoint unreachable."""
