@@ -157,4 +157,33 @@ CHECKS: dict[str, Spec] = {
         "number", None, None, "below", title="result of a query on the restored copy (min)"
     ),
     "backup.restore_cleanup": _state("the scratch database is dropped again"),
+    # An application's own /metrics. Runbooks: `curl -s app:8000/metrics | grep queue_depth`;
+    # levels, unit and aggregate are each limit's own (no default: the numbers are the app's).
+    "metrics.reachable": _state("the app's /metrics answers and its exposition parses"),
+    "metrics.limit": Spec("number", None, None, title="a metric of the app's /metrics", min=None),
+    "metrics.limit_seconds": Spec("duration", None, None, title="a metric of /metrics (s)"),
+    "metrics.limit_bytes": Spec("size", None, None, title="a metric of /metrics (bytes)"),
+    "metrics.limit_percent": Spec("percent", None, None, title="a metric of /metrics (%)"),
+    # Prometheus. Runbooks: "run this PromQL", "is every target up" (a down target is CRIT), rule
+    # groups evaluating, config reloaded. A query's unit picks its key: levels read in its unit.
+    "prometheus.reachable": _state("Prometheus answers and is ready (/-/ready)"),
+    "prometheus.targets_down": Spec("number", None, 0, title="scrape targets down per job"),
+    "prometheus.targets_down_pct": _share(None, None, "share of a job's scrape targets down"),
+    "prometheus.rule_groups": _state("a rule group's rules evaluate without error"),
+    "prometheus.config_reload": _state("the last configuration (re)load succeeded"),
+    "prometheus.head_series": Spec("number", None, None, title="series in the TSDB head"),
+    "prometheus.query": Spec("number", None, None, title="a PromQL query's worst series", min=None),
+    "prometheus.query_seconds": Spec("duration", None, None, title="a PromQL query's worst (s)"),
+    "prometheus.query_bytes": Spec("size", None, None, title="a PromQL query's worst (bytes)"),
+    "prometheus.query_percent": Spec("percent", None, None, title="a PromQL query's worst (%)"),
+    "prometheus.query_series": Spec(
+        "number", None, None, "below", title="series a PromQL query returns (empty = …)"
+    ),
+    # Alertmanager. Runbooks: "is anything firing?" (amtool alert query), per severity: by default
+    # any critical alert is CRIT and any warning WARN (levels per severity in the inventory).
+    "alertmanager.reachable": _state("Alertmanager answers its status API"),
+    "alertmanager.cluster": _state("the cluster is ready with min_peers peers, or clustering off"),
+    "alertmanager.firing_alerts": Spec(
+        "number", None, None, title="alerts firing per severity, not silenced or inhibited"
+    ),
 }

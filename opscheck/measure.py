@@ -45,6 +45,10 @@ IMPORTS = {
     "sqlite": ("sqlite3", "testinfra"),
     "logs": ("testinfra",),
     "backup": ("testinfra",),
+    "alertmanager": ("requests", "urllib3"),
+    "prometheus": ("requests", "urllib3"),
+    "metrics": ("requests", "urllib3", "prometheus_client.parser",
+                "prometheus_client.openmetrics.parser"),
 }  # fmt: skip
 
 

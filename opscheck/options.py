@@ -24,6 +24,8 @@ _OPTIONS = (
     "fail_on_warn",
     "shard",
     "run_id",
+    "pushgateway",
+    "textfile",
 )
 
 
@@ -84,6 +86,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=4,
         dest="measure_per_target",
         help="checks of one target measured at once, over its one connection (default 4)",
+    )
+    group.addoption(
+        "--pushgateway",
+        metavar="URL",
+        help="after the run, push its results as metrics to this Prometheus Pushgateway "
+        "(default: [settings] pushgateway; auth: $OPSCHECK_PUSHGATEWAY_TOKEN, or "
+        "$OPSCHECK_PUSHGATEWAY_USERNAME and $OPSCHECK_PUSHGATEWAY_PASSWORD)",
+    )
+    group.addoption(
+        "--textfile",
+        metavar="PATH",
+        help="after the run, write its results as metrics to PATH (*.prom, for node_exporter's "
+        "textfile collector), atomically",
     )
 
 

@@ -28,9 +28,13 @@ pytest_plugins = [
     "fixtures.sqlite",
     "fixtures.logs",
     "fixtures.backup",
+    "fixtures.alertmanager",
+    "fixtures.prometheus",
+    "fixtures.metrics",
     "opscheck.shard",  # --shard I/N: this runner's slice of the targets
     "opscheck.xdist_target",  # -n N: a target's tests on one worker
     "opscheck.outage",  # a mass outage: one line per unreachable target, printed in seconds
+    "opscheck.export",  # --pushgateway, --textfile: the results as Prometheus metrics
 ]
 
 CONFIG_KEY = pytest.StashKey[cfg.Config]()

@@ -66,8 +66,8 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
     "unknown key, known keys": (
         "[settings]\nretries = 3\n",
         "",
-        "inventory.toml: settings.retries: unknown key (expected one of: timeout, schedules, "
-        "schedule, skip)",
+        "inventory.toml: settings.retries: unknown key (expected one of: timeout, pushgateway, "
+        "schedules, schedule, skip)",
     ),
     "unknown top-level table": (
         '[[hosts]]\nname = "web1"\n',
@@ -300,7 +300,8 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         HOST,
         '[hosts.disk_used_pct]\ncrit = "80%"\n',
         "thresholds.toml: hosts: unknown component (did you mean 'host'? "
-        "known: host, http, postgres, redis, sqlite, logs, backup)",
+        "known: host, http, postgres, redis, sqlite, logs, backup, prometheus, alertmanager, "
+        "metrics)",
     ),
     "check written as a key, not a table": (
         HOST,

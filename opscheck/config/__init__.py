@@ -12,6 +12,7 @@ as lines), one schema module per component (``host``, ``http``, ``postgres``, ``
 ``loading`` (``${VAR}``, secrets, ``load``).
 """
 
+from .alertmanager import AlertmanagerTarget
 from .backup import BackupKind, BackupTarget, RestoreQuery, RestoreTest, S3Location
 from .base import (
     Direction,
@@ -30,7 +31,9 @@ from .http import HttpTarget, JsonValue
 from .inventory import COMPONENT_MODELS, COMPONENTS, Inventory, Settings
 from .loading import Config, load, secret
 from .logs import LOG_PRESETS, LogPattern, LogsTarget, window_seconds
+from .metrics import MetricLimit, MetricsTarget
 from .postgres import Dsn, PostgresTarget, SqlQuery
+from .prometheus import QUERY_UNITS, PrometheusTarget, PromQuery
 from .redis import QUEUE_LAYOUTS, RedisQueue, RedisTarget
 from .sqlite import SqliteTarget, table_levels
 from .thresholds import Threshold
@@ -39,7 +42,9 @@ __all__ = [
     "COMPONENTS",
     "COMPONENT_MODELS",
     "LOG_PRESETS",
+    "QUERY_UNITS",
     "QUEUE_LAYOUTS",
+    "AlertmanagerTarget",
     "BackupKind",
     "BackupTarget",
     "Config",
@@ -56,8 +61,12 @@ __all__ = [
     "LimitWithTargets",
     "LogPattern",
     "LogsTarget",
+    "MetricLimit",
+    "MetricsTarget",
     "NumberLimit",
     "PostgresTarget",
+    "PromQuery",
+    "PrometheusTarget",
     "RedisQueue",
     "RedisTarget",
     "RestoreQuery",

@@ -15,13 +15,17 @@ from pydantic import AfterValidator, Field, ValidationError, create_model, field
 
 from opscheck.checks import CATEGORIES, SCHEDULES
 
+from . import urls
+from .alertmanager import AlertmanagerTarget
 from .backup import BackupTarget
 from .base import Strict, Target, Timeout, not_empty
 from .errors import Loc, close_to, line, shown, translate
 from .host import HostTarget
 from .http import HttpTarget
 from .logs import LogsTarget
+from .metrics import MetricsTarget
 from .postgres import PostgresTarget
+from .prometheus import PrometheusTarget
 from .redis import RedisTarget
 from .sqlite import SqliteTarget
 
@@ -35,6 +39,9 @@ COMPONENT_MODELS: dict[str, type[Target]] = {
     "sqlite": SqliteTarget,
     "logs": LogsTarget,
     "backup": BackupTarget,
+    "prometheus": PrometheusTarget,
+    "alertmanager": AlertmanagerTarget,
+    "metrics": MetricsTarget,
 }
 COMPONENTS = tuple(COMPONENT_MODELS)
 
@@ -69,8 +76,22 @@ def _no_duplicates(names: list[str]) -> list[str]:
     return names
 
 
+def pushgateway_url(url: str) -> str:
+    """``[settings] pushgateway`` / ``--pushgateway``: where opscheck pushes its results
+    (opscheck.export); credentials come from the environment, never in the URL."""
+    urls.checked(
+        url,
+        ("http", "https"),
+        "an http:// or https:// URL",
+        "set $OPSCHECK_PUSHGATEWAY_USERNAME and $OPSCHECK_PUSHGATEWAY_PASSWORD",
+    )
+    return url.rstrip("/")
+
+
 class Settings(Strict):
     timeout: Timeout = 5.0
+    # A Prometheus Pushgateway the run's results are pushed to (opscheck.export).
+    pushgateway: Annotated[str, AfterValidator(pushgateway_url)] | None = None
     # Custom schedules (`every-2h`): markers beside the built-in ones, for targets and checks.
     schedules: Annotated[
         list[Annotated[str, AfterValidator(_custom_schedule)]], AfterValidator(_no_duplicates)

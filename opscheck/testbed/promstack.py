@@ -52,7 +52,10 @@ class Pushgateway(HttpServerProcess):
     kind = "prometheus-pushgateway"
 
     def command(self) -> list[str]:
-        return ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{self.port}"]
+        # No persistence file: Debian's build saves every gateway's groups to one shared file
+        # (/var/lib/prometheus/pushgateway.data), which each new one would load.
+        listen = f"--web.listen-address=127.0.0.1:{self.port}"
+        return ["prometheus-pushgateway", listen, "--persistence.file="]
 
 
 class NodeExporter(HttpServerProcess):
