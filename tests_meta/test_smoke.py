@@ -1,4 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from opscheck.config.loading import load
+from opscheck.testbed.demo import monitoring, monitoring_inventory
+
+REPO = Path(__file__).resolve().parents[1]
+# Each example inventory with the thresholds it is written for (None: the repository's).
+EXAMPLES = {
+    "fossawork.toml": None,
+    "paperless-maverick.toml": "thresholds-strict.toml",
+}
+MONITORING = ("suites/prometheus", "suites/alertmanager", "suites/metrics")
+
+
 def test_default_inventory_runs(suite):
     result = suite.run('[[host]]\nname = "me"\nuri = "local://"\n', "", "-m", "morning")
     assert result.ret in (0, 1)
     assert suite.results()["test_host_reachable[me]"]["outcome"] == "passed"
+
+
+def test_every_example_is_listed():
+    found = {p.name for p in (REPO / "examples").glob("*.toml") if "thresholds" not in p.name}
+    assert found == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("inventory", sorted(EXAMPLES))
+def test_examples_validate(inventory, monkeypatch, tmp_path):
+    """An example is a working inventory once its variables are set and its SSH key exists."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "opscheck_ed25519").write_text("")
+    monkeypatch.setenv("MATARESIT_HEALTH_TOKEN", "example-token-of-some-length")
+    paired = EXAMPLES[inventory]
+    config = load(REPO / "examples" / inventory, REPO / "examples" / paired if paired else None)
+    if inventory == "paperless-maverick.toml":  # the runbook's Prometheus and /metrics lines
+        (prom,) = config.inventory.prometheus
+        assert len(prom.queries) == 6
+        assert [a.name for a in config.inventory.alertmanager] == ["alerts"]
+        (app,) = config.inventory.metrics
+        assert [m.metric for m in app.limits] == [
+            "queue_depth",
+            "queue_processing_time_seconds",
+            "active_users_1h",
+            "receipts_processed_1h",
+            "total_users",
+        ]
+
+
+def test_demo_monitoring_is_green_with_one_warning(suite, tmp_path):
+    """The demo's Prometheus, Alertmanager and /metrics checks: all pass but the PromQL line
+    deliberately past its warn level (the offsite copy 30 h old)."""
+    with monitoring(tmp_path / "monitoring") as watch:
+        watch.wait()
+        result = suite.run(monitoring_inventory(watch), "", "-m", "morning", paths=MONITORING)
+    assert result.ret == 0
+    results = suite.results()
+    not_ok = {name: r["verdict"] for name, r in results.items() if r["verdict"] != "OK"}
+    assert not_ok == {"test_query_within_limits[prom/offsite-sync-age]": "WARN"}
+    warned = results["test_query_within_limits[prom/offsite-sync-age]"]
+    assert "30.0 h > warn 26.0 h" in warned["message"]
+    assert len(results) == 18
+    firing = results["test_no_alerts_firing[alerts]"]
+    assert "Watchdog" in str(firing)  # the rule fired and reached Alertmanager

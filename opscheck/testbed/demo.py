@@ -3,10 +3,12 @@
 The stack is real: HTTP and HTTPS endpoints (with their own CA), an sshd, a PostgreSQL 15 and a
 Redis on 127.0.0.1, an SQLite application database, an application log with a few errors and
 failed logins, last night's ``pg_dump`` and SQLite backups, plus this machine through
-``local://``. The morning run and then the evening run (logs, backups) are archived. The
-checks log in as least-privilege users (pg_monitor, a read-only Redis ACL) whose passwords are in
-environment variables. One endpoint is deliberately past a warn level, so the report shows what a
-warning looks like.
+``local://``; and the monitoring around them: a Prometheus scraping a node_exporter, a Pushgateway
+and the API's own ``/metrics`` (with its traffic), alerting to an Alertmanager. The morning run
+and then the evening run (logs, backups) are archived. The checks log in as least-privilege users
+(pg_monitor, a read-only Redis ACL) whose passwords are in environment variables. One endpoint
+and one PromQL line are deliberately past a warn level, so the report shows what a warning looks
+like.
 """
 
 from __future__ import annotations
@@ -18,18 +20,141 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
+
+from opscheck.testbed.alertmanager import Alertmanager
 from opscheck.testbed.http import HttpTestbed
+from opscheck.testbed.metrics_app import MetricsApp
 from opscheck.testbed.postgres import Postgres
+from opscheck.testbed.prometheus import Prometheus
+from opscheck.testbed.promstack import NodeExporter, Pushgateway
 from opscheck.testbed.redis import RedisServer
 from opscheck.testbed.sshd import Sshd, toml_value
 
 REPO = Path(__file__).resolve().parents[2]
 PENDING = "SELECT count(*) FROM receipts WHERE status = 'pending'"
+# Prometheus's rules: the "Watchdog" that always fires (as kube-prometheus has it: it proves the
+# Prometheus -> Alertmanager path works, and fires on the first evaluation) and a target down.
+RULES = [
+    {
+        "name": "demo",
+        "interval": "1s",
+        "rules": [
+            {
+                "alert": "Watchdog",
+                "expr": "vector(1)",
+                "labels": {"severity": "none"},
+                "annotations": {"summary": "always firing: the alerting pipeline works"},
+            },
+            {
+                "alert": "TargetDown",
+                "expr": "up == 0",
+                "for": "30s",
+                "labels": {"severity": "critical"},
+                "annotations": {"summary": "{{ $labels.job }} target {{ $labels.instance }} down"},
+            },
+        ],
+    }
+]
+# The runbook's 5xx rate as a share of all requests ("Error rate < 1%").
+ERROR_RATE = (
+    '100 * sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))'
+)
+LATENCIES = (0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.09, 0.12, 0.15, 0.3)  # seconds, one each tick
+SYNC_AGE = 30 * 3600  # the offsite copy last succeeded 30 h ago: past the demo's warn of 26 h
+READY_TIMEOUT = 20.0  # seconds for Prometheus to have scraped everything (measured ~6.5 s)
+
+
+@dataclass
+class Monitoring:
+    """Prometheus, what it scrapes (node_exporter, a Pushgateway, the API's ``/metrics``) and
+    the Alertmanager it sends its alerts to."""
+
+    prom: Prometheus
+    alertmanager: Alertmanager
+    gateway: Pushgateway
+    exporter: NodeExporter
+    app: MetricsApp
+
+    def wait(self) -> float:
+        """Wait until every target is up, the API's rates exist (two scrapes) and the Watchdog
+        reached Alertmanager; the seconds waited. PromStackError when one never does."""
+        start = time.monotonic()
+        deadline = start + READY_TIMEOUT
+        for promql in (
+            f"count(up == 1) >= {len(self.prom.jobs)}",
+            "sum(rate(http_requests_total[1m])) > 0",
+        ):
+            self.prom.wait_for(promql, timeout=max(deadline - time.monotonic(), 0.1))
+        self.alertmanager.wait_until(
+            "/api/v2/alerts",
+            lambda alerts: any(a["labels"].get("alertname") == "Watchdog" for a in alerts),
+            timeout=max(deadline - time.monotonic(), 0.1),
+        )
+        return time.monotonic() - start
+
+
+@contextlib.contextmanager
+def monitoring(directory: Path) -> Iterator[Monitoring]:
+    """Prometheus first (its first scrape lands ~5.7 s after it starts, whatever the interval:
+    do other set-up meanwhile, then ``wait()``), then Alertmanager, node_exporter, a Pushgateway
+    holding a batch job's last success, and the API's ``/metrics`` with 1,000 requests a second
+    (0.5 % of them 5xx); all stopped on exit."""
+    directory.mkdir(parents=True, exist_ok=True)
+    exporter = NodeExporter(directory / "node-exporter.log")
+    gateway = Pushgateway(directory / "pushgateway.log")
+    app = MetricsApp()
+    am = Alertmanager(directory / "alertmanager")
+    jobs = {"node": [exporter.url], "pushgateway": [gateway.url], "api": [app.url]}
+    prom = Prometheus(
+        directory / "prometheus",
+        jobs,
+        honor_labels={"pushgateway"},
+        rules=RULES,
+        alertmanagers=[am.url],
+    )
+    with prom, am, exporter, gateway, app, _traffic(app):
+        app.queue_depth.labels(queue="embeddings").set(42)
+        pushed = CollectorRegistry()
+        last = Gauge(
+            "offsite_sync_last_success_timestamp_seconds",
+            "When the nightly offsite copy last succeeded",
+            registry=pushed,
+        )
+        last.set(time.time() - SYNC_AGE)
+        push_to_gateway(gateway.url, job="offsite-sync", registry=pushed, timeout=5)
+        yield Monitoring(prom, am, gateway, exporter, app)
+
+
+@contextlib.contextmanager
+def _traffic(app: MetricsApp) -> Iterator[None]:
+    """The API serving: ``http_requests_total{status}`` grows by 199 200s and one 500 every
+    0.2 s, ``LATENCIES`` observed into its latency histogram, while the block runs."""
+    requests = Counter("http_requests", "Requests answered", ["status"], registry=app.registry)
+    ok, failed = requests.labels(status="200"), requests.labels(status="500")
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.wait(0.2):
+            ok.inc(199)
+            failed.inc(1)
+            for seconds in LATENCIES:
+                app.latency.observe(seconds)
+
+    thread = threading.Thread(target=serve, name="demo-traffic", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @dataclass
@@ -42,6 +167,7 @@ class Stack:
     redis: RedisServer
     sqlite_path: Path
     env: dict[str, str]
+    monitoring: Monitoring
 
     @property
     def directory(self) -> Path:
@@ -50,12 +176,14 @@ class Stack:
 
 @contextlib.contextmanager
 def stack(directory: Path) -> Iterator[Stack]:
-    """Start every demo service in ``directory`` with some data; stop them all on exit."""
+    """Start every demo service in ``directory`` with some data; stop them all on exit.
+    Prometheus starts first and warms up while the rest is set up."""
     env = {
         "OPSCHECK_DEMO_PG_PASSWORD": secrets.token_urlsafe(16),
         "OPSCHECK_DEMO_REDIS_PASSWORD": secrets.token_urlsafe(16),
     }
     with (
+        monitoring(directory / "monitoring") as watch,
         HttpTestbed() as bed,
         Sshd(directory / "sshd") as sshd,
         Postgres(directory / "pg") as pg,
@@ -82,7 +210,8 @@ def stack(directory: Path) -> Iterator[Stack]:
             db.executemany("INSERT INTO work_orders (site) VALUES (?)", [("site",)] * 120)
         _write_log(directory / "logs")
         _write_backups(directory / "backups", pg, sqlite_path)
-        yield Stack(bed, sshd, pg, redis, sqlite_path, env)
+        watch.wait()
+        yield Stack(bed, sshd, pg, redis, sqlite_path, env, watch)
 
 
 def _write_log(folder: Path) -> None:
@@ -209,6 +338,87 @@ path = "{s.directory}/backups/daily/{{date:%Y%m%d}}/fossawork_v2_*.db"
 name = "fossawork"
 path = {toml_value(str(s.sqlite_path))}
 tables = {{ work_orders = {{ crit = 1, direction = "below" }} }}
+
+{monitoring_inventory(s.monitoring)}"""
+
+
+def monitoring_inventory(watch: Monitoring) -> str:
+    """The monitoring's inventory tables: the runbooks' PromQL lines (one past its warn level),
+    what fires in Alertmanager, the API's own /metrics."""
+    return f"""\
+[[prometheus]]
+name = "prom"
+url = "{watch.prom.url}"
+
+[[prometheus.queries]]             # rate(http_requests_total[1m])*60: requests per minute
+name = "request-rate"
+query = "sum(rate(http_requests_total[1m])) * 60"
+warn = 1
+direction = "below"
+description = "no requests at all: the API or its ingress is down"
+
+[[prometheus.queries]]             # rate(http_requests_total{{status=~'5..'}}[5m]): < 1 %
+name = "error-rate"
+query = {toml_value(ERROR_RATE)}
+unit = "percent"
+warn = 1
+crit = 5
+
+[[prometheus.queries]]             # p95 latency < 500 ms, from the API's histogram
+name = "latency-p95"
+query = "histogram_quantile(0.95, sum by (le) (rate(app_request_duration_seconds_bucket[1m])))"
+unit = "seconds"
+warn = 0.5
+crit = 2
+
+[[prometheus.queries]]             # Status > Targets: every scrape target up
+name = "up"
+query = "up"
+crit = 1
+direction = "below"
+
+[[prometheus.queries]]             # ALERTS{{alertstate='firing'}}: no critical alert firing
+name = "critical-alerts"
+query = 'count(ALERTS{{alertstate="firing", severity="critical"}})'
+crit = 0
+empty = "ok"                       # nothing firing: no series at all
+
+[[prometheus.queries]]             # the offsite copy's last success (pushed): 30 h ago, past warn
+name = "offsite-sync-age"
+query = "time() - offsite_sync_last_success_timestamp_seconds"
+unit = "seconds"
+warn = "26h"
+crit = "48h"
+
+[[prometheus.queries]]             # avg_over_time(node_memory_MemAvailable_bytes[7d])
+name = "memory-available-7d"
+query = "avg_over_time(node_memory_MemAvailable_bytes[7d])"
+unit = "bytes"
+warn = "512MB"
+direction = "below"
+
+[[alertmanager]]                   # curl -f http://alertmanager:9093/-/healthy; what is firing
+name = "alerts"
+url = "{watch.alertmanager.url}"
+
+[[metrics]]                        # curl -s http://localhost:3000/metrics | grep queue_depth
+name = "api-metrics"
+url = "{watch.app.url}"
+
+[[metrics.limits]]                 # embedding queue depth (should be < 100)
+name = "embeddings-queue"
+metric = "app_queue_depth"
+labels = {{ queue = "embeddings" }}
+warn = 100
+crit = 1000
+
+[[metrics.limits]]                 # p95 latency < 500 ms, straight from the app's histogram
+name = "latency-p95"
+metric = "app_request_duration_seconds"
+quantile = 0.95
+unit = "seconds"
+warn = 0.5
+crit = 2
 """
 
 
