@@ -186,4 +186,12 @@ CHECKS: dict[str, Spec] = {
     "alertmanager.firing_alerts": Spec(
         "number", None, None, title="alerts firing per severity, not silenced or inhibited"
     ),
+    # Docker. Runbooks: `docker ps` (everything up, healthy), `docker inspect` (restarts, exit
+    # codes, OOM kills), `docker stats` (memory against the container's limit).
+    "docker.reachable": _state("the Engine API answers /_ping and /version"),
+    "docker.running": _state("the expected containers (or compose services) exist and run"),
+    "docker.healthy": _state("containers with a health check report healthy"),
+    "docker.restarts": Spec("number", 0, 5, title="restarts of a container since it was created"),
+    "docker.exit_codes": _state("stopped containers exited 0 and none was OOM-killed"),
+    "docker.memory_used_pct": _share(80, 90, "memory used of a container's limit"),
 }

@@ -49,6 +49,7 @@ IMPORTS = {
     "prometheus": ("requests", "urllib3"),
     "metrics": ("requests", "urllib3", "prometheus_client.parser",
                 "prometheus_client.openmetrics.parser"),
+    "docker": ("docker", "docker.tls", "requests", "urllib3"),
 }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ packages=(
   systemd-journal-remote           # writes real journal files for the journald log tests
   prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter
                                    # the Prometheus, Alertmanager and metrics tests and demo
+  docker.io busybox-static         # dockerd and a registry-free image for the Docker tests
 )
 
 missing=()

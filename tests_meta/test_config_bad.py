@@ -301,7 +301,7 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         '[hosts.disk_used_pct]\ncrit = "80%"\n',
         "thresholds.toml: hosts: unknown component (did you mean 'host'? "
         "known: host, http, postgres, redis, sqlite, logs, backup, prometheus, alertmanager, "
-        "metrics)",
+        "metrics, docker)",
     ),
     "check written as a key, not a table": (
         HOST,

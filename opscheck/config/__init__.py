@@ -25,6 +25,7 @@ from .base import (
     Strict,
     Target,
 )
+from .docker import DockerTarget
 from .errors import ConfigError, redact
 from .host import HostTarget
 from .http import HttpTarget, JsonValue
@@ -50,6 +51,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Direction",
+    "DockerTarget",
     "Dsn",
     "Duration",
     "HostTarget",

@@ -19,6 +19,7 @@ from . import urls
 from .alertmanager import AlertmanagerTarget
 from .backup import BackupTarget
 from .base import Strict, Target, Timeout, not_empty
+from .docker import DockerTarget
 from .errors import Loc, close_to, line, shown, translate
 from .host import HostTarget
 from .http import HttpTarget
@@ -42,6 +43,7 @@ COMPONENT_MODELS: dict[str, type[Target]] = {
     "prometheus": PrometheusTarget,
     "alertmanager": AlertmanagerTarget,
     "metrics": MetricsTarget,
+    "docker": DockerTarget,
 }
 COMPONENTS = tuple(COMPONENT_MODELS)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -109,6 +110,22 @@ def _client_class() -> type[Redis]:
     return Client
 
 
+class _OwnLookups:
+    """The keyspace hits and misses opscheck's own queue checks cause (a TYPE or LLEN of an
+    idle queue's missing key is a miss): taken out of the hit ratio, which judges the
+    application's lookups. ``lock`` keeps a check's lookups and their count together, so the
+    hit ratio never reads INFO between them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+
+
+def _own(client: Redis) -> _OwnLookups:
+    own: _OwnLookups | None = getattr(client, "own", None)
+    return own if own is not None else _OwnLookups()  # a plain client: nothing to take out
+
+
 def open_client(target: RedisTarget, password: str | None, timeout: float) -> Redis:
     """One connection as the target's user, every call bounded by ``timeout``, never retried;
     once a call gets no answer, every later one fails at once (see ``_client_class``)."""
@@ -130,6 +147,7 @@ def open_client(target: RedisTarget, password: str | None, timeout: float) -> Re
             retry=Retry(NoBackoff(), 0),  # a dead server costs one timeout, not four
             single_connection_client=True,
         )
+        client.own = _OwnLookups()  # type: ignore[attr-defined]
         with contextlib.suppress(redis.ResponseError):  # e.g. MISCONF: test_redis_reachable says
             client.ping()
     except redis.TimeoutError as exc:  # connecting, or in AUTH
@@ -269,14 +287,19 @@ def evicted_keys(client: Redis) -> Measurement:
 
 def hit_ratio(client: Redis) -> Measurement:
     """Keyspace hits of all key lookups since start (nothing to judge before the first)."""
-    data = info(client)
-    hits, misses = data["keyspace_hits"], data["keyspace_misses"]
+    own = _own(client)
+    with own.lock:
+        data = info(client)
+        own_hits, own_misses = own.hits, own.misses
+    hits = max(data["keyspace_hits"] - own_hits, 0)
+    misses = max(data["keyspace_misses"] - own_misses, 0)
     if not hits + misses:
         return Measurement.fact(True, "no key lookups since start", "a hit ratio")
     pct = 100.0 * hits / (hits + misses)
     return Measurement(
         pct,
         text=f"{pct:.1f} % hits ({hits} hits, {misses} misses, {_since(data)})",
+        # opscheck's own queue lookups are not the application's: left out
         detail=_COUNTERS,
     )
 
@@ -391,11 +414,15 @@ def _lengths(client: Redis, keys: dict[str, str]) -> dict[str, int]:
     import redis
 
     command = {"list": "LLEN", "zset": "ZCARD"}
+    own = _own(client)
     try:
-        with client.pipeline(transaction=False) as pipe:
+        with own.lock, client.pipeline(transaction=False) as pipe:
             for key, kind in keys.items():
                 pipe.execute_command(command[kind], key)
             counts = pipe.execute(raise_on_error=False)
+            found = sum(1 for c in counts if isinstance(c, int) and c > 0)  # Redis drops empties
+            own.hits += found
+            own.misses += sum(1 for c in counts if not isinstance(c, Exception)) - found
     except redis.RedisError as exc:
         raise ProbeError(describe_error(exc)) from None
     for key, count in zip(keys, counts, strict=True):
@@ -410,7 +437,6 @@ def queue_depth(client: Redis, queue: RedisQueue) -> Measurement:
     Redis deletes an empty list, so an idle queue has no key: a missing key counts as 0, and the
     detail says so, in case the name is wrong instead.
     """
-    import redis
 
     name, layout = queue.name, queue.layout
     if layout == "bullmq":
@@ -444,11 +470,21 @@ def queue_depth(client: Redis, queue: RedisQueue) -> Measurement:
         "rq": f"rq:queue:{queue.rq}",
     }
     key = keys[layout]
+    own = _own(client)
+    with own.lock:
+        return _key_depth(client, own, name, key)
+
+
+def _key_depth(client: Redis, own: _OwnLookups, name: str, key: str) -> Measurement:
+    """A queue kept in one key: its length by its TYPE (each lookup counted in ``own``)."""
+    import redis
+
     try:
         kind = cast(str, client.type(key))  # decode_responses: text, not bytes
     except redis.RedisError as exc:
         raise ProbeError(describe_error(exc)) from None
     if kind == "none":
+        own.misses += 1
         return Measurement(
             0,
             subject=name,
@@ -459,9 +495,11 @@ def queue_depth(client: Redis, queue: RedisQueue) -> Measurement:
     command = {"list": "LLEN", "zset": "ZCARD", "stream": "XLEN"}.get(kind)
     if command is None:
         raise ProbeError(f"{key} is a {kind}, not a list, sorted set or stream")
+    own.hits += 1  # the TYPE
     try:
         depth = int(client.execute_command(command, key))
     except redis.RedisError as exc:
         raise ProbeError(f"{command} {key}: {describe_error(exc)}") from None
+    own.hits += 1
     where = "" if key == name else f" in {key}"
     return Measurement(depth, subject=name, text=f"{_n(depth, 'job')} waiting ({kind}{where})")
