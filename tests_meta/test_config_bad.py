@@ -667,6 +667,12 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "inventory.toml: http[0].verify: expected true, false or the path of a CA bundle, got "
         "'yes' (write true or false without quotes)",
     ),
+    "alertmanager verify as a word (as [[http]]: one ApiTarget rule)": (
+        '[[alertmanager]]\nname = "am"\nurl = "https://am.internal"\nverify = "yes"\n',
+        "",
+        "inventory.toml: alertmanager[0].verify: expected true, false or the path of a CA bundle, "
+        "got 'yes' (write true or false without quotes)",
+    ),
     "verify CA bundle missing": (
         HTTPS + 'verify = "{tmp}/missing-ca.pem"\n',
         "",

@@ -6,10 +6,10 @@ import re
 from collections.abc import Iterator
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field
 
-from . import urls
-from .base import InlineLevels, NumberLimit, Target, unique
+from .api import ApiTarget
+from .base import InlineLevels, NumberLimit, unique
 
 # Any firing `critical` alert is CRIT and any `warning` one WARN (the levels are "above"); a
 # severity the inventory writes replaces its default, others are counted without levels.
@@ -40,12 +40,7 @@ def _label(name: str) -> str:
 Label = Annotated[str, AfterValidator(_label)]
 
 
-class AlertmanagerTarget(Target):
-    url: str
-    bearer_token_env: str | None = None
-    username: str | None = Field(default=None, min_length=1)
-    password_env: str | None = None
-    verify: bool | str = True  # or a CA bundle's path
+class AlertmanagerTarget(ApiTarget):
     # Only alerts matching all of these are counted and listed (`filter=` of /api/v2/alerts).
     matchers: Annotated[list[Annotated[str, AfterValidator(_matcher)]], unique("matcher")] = Field(
         default_factory=list
@@ -57,25 +52,6 @@ class AlertmanagerTarget(Target):
     labels: Annotated[list[Label], unique("label")] | None = None
     # Peers a clustered Alertmanager must see, itself included; 1 also accepts clustering off.
     min_peers: int = Field(default=1, ge=1, le=100)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        urls.checked(
-            url,
-            ("http", "https"),
-            "an http:// or https:// URL",
-            "name the variables in bearer_token_env, or username and password_env",
-        )
-        return url
-
-    @model_validator(mode="after")
-    def _one_auth(self) -> AlertmanagerTarget:
-        if self.bearer_token_env and (self.username or self.password_env):
-            raise ValueError("expected bearer_token_env or username + password_env, not both")
-        if self.password_env and not self.username:
-            raise ValueError("password_env needs a username")
-        return self
 
     def severity_levels(self) -> dict[str, NumberLimit]:
         """The levels of each severity with levels: the defaults, then the inventory's."""

@@ -11,9 +11,8 @@ from pydantic import Field, field_validator, model_validator
 
 from opscheck import units
 
-from . import urls
-from .base import CHECK_LIMIT, InlineLevels, Limit, Name, Target, at_most, unique
-from .http import HttpTarget
+from .api import ApiTarget
+from .base import CHECK_LIMIT, InlineLevels, Limit, Name, at_most, unique
 
 Aggregate = Literal["sum", "max", "min", "avg", "count"]
 # What a limit's number is, and the check key judging it (the key's kind formats the value and
@@ -97,39 +96,15 @@ class MetricLimit(Limit):
         return Limit(**values)
 
 
-class MetricsTarget(Target):
+class MetricsTarget(ApiTarget):
     url: str  # the exposition's full URL: http://app:8000/metrics
-    bearer_token_env: str | None = None
-    username: str | None = Field(default=None, min_length=1)
-    password_env: str | None = None
-    verify: bool | str = True
     # A limit's name is its test id (`app/queue_depth`): the same name twice would be one test.
     limits: Annotated[
         list[MetricLimit], unique("limit name", "it becomes the test id", key=lambda m: m.name)
     ] = Field(default_factory=list)
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        urls.checked(
-            url,
-            ("http", "https"),
-            "an http:// or https:// URL",
-            "name the variables in bearer_token_env, or username and password_env",
-        )
-        return url
-
-    @field_validator("verify")
-    @classmethod
-    def _trust(cls, verify: bool | str) -> bool | str:
-        return HttpTarget._trust(verify)  # true, false or a readable PEM bundle, as [[http]]
-
     @model_validator(mode="after")
-    def _auth_and_time(self) -> MetricsTarget:
-        if self.bearer_token_env and (self.username or self.password_env):
-            raise ValueError("expected bearer_token_env or username + password_env, not both")
-        if self.password_env and not self.username:
-            raise ValueError("password_env needs username (HTTP basic auth)")
+    def _rate_in_time(self) -> MetricsTarget:
         timeout = self.timeout or 0
         for index, limit in enumerate(self.limits):
             if limit.rate is not None and limit.rate + 2 * timeout > _CHECK_SECONDS:

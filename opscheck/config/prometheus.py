@@ -7,9 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from . import urls
-from .base import Duration, InlineLevels, Limit, Name, Target, unique_names
-from .http import HttpTarget
+from .api import ApiTarget
+from .base import Duration, InlineLevels, Limit, Name, unique_names
 
 # What a query's number is, and the check key judging it (the key's kind formats the value and
 # parses the levels): Prometheus's own base units, seconds and bytes.
@@ -69,38 +68,9 @@ class PromQuery(Limit):
         return Limit(**values)
 
 
-class PrometheusTarget(Target):
+class PrometheusTarget(ApiTarget):
     url: str = "http://127.0.0.1:9090"
-    # Authorization: Bearer <token>, or basic auth as `username` with the password's variable.
-    bearer_token_env: str | None = None
-    username: str | None = Field(default=None, min_length=1)
-    password_env: str | None = None
-    verify: bool | str = True  # false, or the path of a CA bundle
     queries: Annotated[list[PromQuery], AfterValidator(unique_names)] = Field(default_factory=list)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        urls.checked(
-            url,
-            ("http", "https"),
-            "an http:// or https:// URL",
-            "name the variables in bearer_token_env, or username and password_env",
-        )
-        return url
-
-    @field_validator("verify")
-    @classmethod
-    def _trust(cls, verify: bool | str) -> bool | str:
-        return HttpTarget._trust(verify)  # true, false or a readable PEM bundle, as [[http]]
-
-    @model_validator(mode="after")
-    def _one_auth(self) -> PrometheusTarget:
-        if self.bearer_token_env and (self.username or self.password_env):
-            raise ValueError("expected bearer_token_env or username + password_env, not both")
-        if self.password_env and not self.username:
-            raise ValueError("password_env needs username (basic auth)")
-        return self
 
     def inline_levels(self) -> Iterator[InlineLevels]:
         for index, query in enumerate(self.queries):

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from opscheck.config import AlertmanagerTarget, secret
+from opscheck.config import AlertmanagerTarget
 from opscheck.config.alertmanager import HIDDEN_LABELS
 from opscheck.judge import Measurement, ProbeError
-from opscheck.probes.api import Api, auth_headers
+from opscheck.probes.api import Api, of_target
 from opscheck.redaction import clip
 from opscheck.units import format_value
 
@@ -28,11 +28,7 @@ _FIRST = ("critical", "warning")  # severities reported first, in this order
 
 def open_api(target: AlertmanagerTarget, timeout: float) -> Api:
     """The target's API client, auth from the environment; a silent server is ``Unreachable``."""
-    headers = auth_headers(
-        secret(target, "bearer_token"), target.username, secret(target, "password")
-    )
-    api = Api(target.url, timeout, headers=headers, verify=target.verify)
-    return api.open("/-/ready")
+    return of_target(target, timeout).open("/-/ready")
 
 
 def _status(api: Api) -> dict[str, Any]:

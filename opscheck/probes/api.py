@@ -16,6 +16,8 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
+from opscheck.config import secret
+from opscheck.config.api import ApiTarget
 from opscheck.judge import ProbeError
 from opscheck.probes.http import MAX_BODY, BoundedSession, _gone, describe_error
 from opscheck.redaction import clip
@@ -35,6 +37,13 @@ def auth_headers(
         pair = f"{username}:{password or ''}".encode()
         return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
     return {}
+
+
+def of_target(target: ApiTarget, timeout: float, headers: dict[str, str] | None = None) -> Api:
+    """The client of an ``ApiTarget`` (``[[prometheus]]``, ``[[alertmanager]]``,
+    ``[[metrics]]``): its URL and TLS trust, auth from the variables its keys name."""
+    auth = auth_headers(secret(target, "bearer_token"), target.username, secret(target, "password"))
+    return Api(target.url, timeout, {**(headers or {}), **auth}, target.verify)
 
 
 class Api:

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from opscheck.config import MetricLimit, MetricsTarget, secret
+from opscheck.config import MetricLimit, MetricsTarget
 from opscheck.judge import Measurement, ProbeError
-from opscheck.probes.api import Api, auth_headers
+from opscheck.probes.api import Api, of_target
 from opscheck.redaction import clip
 from opscheck.units import Kind, format_value
 
@@ -48,9 +48,7 @@ _AGGREGATES: dict[str, Callable[[list[float]], float]] = {
 def open_api(target: MetricsTarget, run: Run) -> Api:
     """The target's client, after a first GET of the exposition (refused or silent: the
     target is unreachable)."""
-    auth = auth_headers(secret(target, "bearer_token"), target.username, secret(target, "password"))
-    api = Api(target.url, run.timeout(target), {"Accept": ACCEPT, **auth}, target.verify)
-    return api.open("")
+    return of_target(target, run.timeout(target), {"Accept": ACCEPT}).open("")
 
 
 @dataclass(frozen=True)

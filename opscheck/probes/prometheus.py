@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from opscheck.config import PrometheusTarget, PromQuery, secret
+from opscheck.config import PrometheusTarget, PromQuery
 from opscheck.config.base import Limit
 from opscheck.judge import Measurement, ProbeError
 from opscheck.probes import NotApplicable
-from opscheck.probes.api import Api, auth_headers
+from opscheck.probes.api import Api, of_target
 from opscheck.units import format_value
 
 _KINDS = {"number": "number", "seconds": "duration", "bytes": "size", "percent": "percent"}
@@ -29,10 +29,7 @@ _HUGE = sys.float_info.max  # +Inf judged (and recorded in JSON, which has no In
 
 def open_api(target: PrometheusTarget, timeout: float) -> Api:
     """The target's API, auth from the environment; ``/-/ready`` answered (any status)."""
-    headers = auth_headers(
-        secret(target, "bearer_token"), target.username, secret(target, "password")
-    )
-    return Api(target.url, timeout, headers=headers, verify=target.verify).open("/-/ready")
+    return of_target(target, timeout).open("/-/ready")
 
 
 def _data(api: Api, path: str, params: dict[str, Any] | None = None) -> Any:
