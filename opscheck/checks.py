@@ -191,7 +191,54 @@ CHECKS: dict[str, Spec] = {
     "docker.reachable": _state("the Engine API answers /_ping and /version"),
     "docker.running": _state("the expected containers (or compose services) exist and run"),
     "docker.healthy": _state("containers with a health check report healthy"),
-    "docker.restarts": Spec("number", 0, 5, title="restarts of a container since it was created"),
+    "docker.restarts": Spec(
+        "number", 0, 5, title="restarts of a container since the previous run (else in all)"
+    ),
     "docker.exit_codes": _state("stopped containers exited 0 and none was OOM-killed"),
     "docker.memory_used_pct": _share(80, 90, "memory used of a container's limit"),
+    "docker.cpu_used_pct": _share(80, 90, "CPU used of a container's CPU limit (else the host's)"),
+    # `docker system df`, opt-in (system_df = true): set the sizes to your disks.
+    "docker.images_size": Spec("size", 20e9, 50e9, title="size of the images' layers"),
+    "docker.volumes_size": Spec("size", 50e9, 100e9, title="size of the local volumes"),
+    "docker.build_cache_size": Spec("size", 10e9, 20e9, title="size of the build cache"),
+    # Kubernetes. Runbooks: `kubectl get nodes`, `get pods -A` (not Running, restarts,
+    # CrashLoopBackOff), `rollout status`, `get endpoints`, `get ingress`, `get events`,
+    # `kubectl top`, cert-manager certificates, `get jobs,cronjobs`, `get pvc`, `get hpa`.
+    "kubernetes.reachable": _state("the API server answers /version"),
+    "kubernetes.nodes_ready": _state("every node is Ready"),
+    "kubernetes.node_conditions": _state("no node under memory/disk/PID pressure or cordoned"),
+    "kubernetes.kubelet_versions": _state("kubelets within the supported skew of the API server"),
+    "kubernetes.pods_running": _state("pods are Running or Succeeded"),
+    "kubernetes.pods_ready": _state("running pods are Ready"),
+    "kubernetes.pod_restarts": Spec("number", 1, 5, title="most restarts of one pod in the window"),
+    "kubernetes.pods_waiting": _state("no container waits in CrashLoopBackOff, ImagePullBackOff…"),
+    "kubernetes.oom_killed": _state("no container was OOM-killed in the window"),
+    "kubernetes.workloads_available": _state("deployments, statefulsets, daemonsets available"),
+    "kubernetes.rollouts": _state("no rollout stuck (ProgressDeadlineExceeded) or behind"),
+    "kubernetes.hpa_at_max": _state("no HorizontalPodAutoscaler at its maximum replicas"),
+    "kubernetes.service_endpoints": _state("services with a selector have ready endpoints"),
+    "kubernetes.ingress_address": _state("ingresses have a load-balancer address"),
+    "kubernetes.ingress_cert_days": Spec(
+        "days", 30, 14, "below", title="days until an ingress TLS certificate expires"
+    ),
+    "kubernetes.warning_events": Spec("number", 10, 50, title="events not Normal in the window"),
+    "kubernetes.node_cpu_pct": _share(80, 90, "node CPU used of allocatable (metrics.k8s.io)"),
+    "kubernetes.node_memory_pct": _share(80, 90, "node memory used of allocatable"),
+    "kubernetes.pod_cpu_pct": Spec(
+        "percent", 80, 100, title="pod CPU used of its limit (else its request)"
+    ),
+    "kubernetes.pod_memory_pct": Spec(
+        "percent", 80, 90, title="pod memory used of its limit (else its request)"
+    ),
+    "kubernetes.certificates_ready": _state("cert-manager certificates are Ready"),
+    "kubernetes.certificate_days": Spec(
+        "days", 30, 14, "below", title="days until a cert-manager certificate expires"
+    ),
+    "kubernetes.jobs_failed": _state("no Job failed"),
+    "kubernetes.cronjob_last_success": Spec(
+        "duration", None, 26 * 3600, title="time since a CronJob's last successful run"
+    ),
+    "kubernetes.cronjobs_suspended": _state("no CronJob is suspended"),
+    "kubernetes.pvcs_bound": _state("persistent volume claims are Bound"),
+    "kubernetes.pvc_used_pct": _share(80, 90, "space used of a mounted volume claim (exec df)"),
 }

@@ -50,6 +50,7 @@ IMPORTS = {
     "metrics": ("requests", "urllib3", "prometheus_client.parser",
                 "prometheus_client.openmetrics.parser"),
     "docker": ("docker", "docker.tls", "requests", "urllib3"),
+    "kubernetes": ("kubernetes.client", "kubernetes.config", "urllib3"),
 }  # fmt: skip
 
 

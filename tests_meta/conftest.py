@@ -6,6 +6,7 @@ import importlib
 import json
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,33 @@ def _libraries_imported_once() -> None:
 
 
 pytest_plugins = ["pytester"]
+
+# Modules that use the `kube_cluster` fixture: under `-n N` one worker runs them all, first, so
+# the session starts one cluster (~20 s, ~0.8 GB), not one per worker. (xdist's own
+# `--dist loadgroup` does nothing under pytest 9: see opscheck/xdist_target.py.)
+ONE_CLUSTER = ("test_kubernetes_", "test_demo_containers.py", "test_logs_containers.py")
+
+
+def _on_the_cluster(nodeid: str) -> bool:
+    module = nodeid.split("::")[0].rsplit("/", 1)[-1]
+    return module.startswith(ONE_CLUSTER)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not _on_the_cluster(item.nodeid))  # stable: the rest in order
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneCluster(LoadScopeScheduling):
+        """Every test its own unit of work, as ``--dist load``, but the cluster's as one."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return "kubernetes" if _on_the_cluster(nodeid) else nodeid
+
+    return OneCluster(config, log)
+
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "opscheck" / "schema" / "report.schema.json").read_text())
@@ -102,3 +130,26 @@ class Suite:
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> Suite:
     return Suite(pytester)
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real Kubernetes 1.20.2 per test session (opscheck.testbed.kubernetes.Cluster), node
+    Ready, deploy/kubernetes RBAC applied: ``.opscheck_kubeconfig`` is the opscheck
+    ServiceAccount's, ``.kubectl(...)`` runs as admin. Modules using it are named in
+    ``ONE_CLUSTER`` so one worker runs them all on one cluster."""
+    from opscheck.testbed.kubernetes import Cluster, default_bin_dir
+
+    if not (default_bin_dir() / ".complete").is_file():
+        pytest.fail(
+            f"no Kubernetes build in {default_bin_dir()}: run `make setup` "
+            "(scripts/build-kubernetes.sh, ~8 min once per machine)",
+            pytrace=False,
+        )
+    cluster = Cluster(tmp_path_factory.mktemp("k8s")).start()
+    try:
+        cluster.wait_node_ready(timeout=120)
+        cluster.install_rbac()
+        yield cluster
+    finally:
+        cluster.stop()

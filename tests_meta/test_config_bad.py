@@ -301,7 +301,7 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         '[hosts.disk_used_pct]\ncrit = "80%"\n',
         "thresholds.toml: hosts: unknown component (did you mean 'host'? "
         "known: host, http, postgres, redis, sqlite, logs, backup, prometheus, alertmanager, "
-        "metrics, docker)",
+        "metrics, docker, kubernetes)",
     ),
     "check written as a key, not a table": (
         HOST,
@@ -589,6 +589,20 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "",
         "inventory.toml: host[0].uri: expected a port 1-65535 after the host, got "
         "'ssh://web1:99999'",
+    ),
+    "kubectl URI naming a deployment": (
+        HOST + 'uri = "kubectl://deployment/web?namespace=shop"\n',
+        "",
+        "inventory.toml: host[0].uri: expected one pod, as "
+        "'kubectl://<pod>?namespace=<namespace>&container=<name>' (testinfra's kubectl backend "
+        "names no deployment or other kind), got 'kubectl://deployment/web?namespace=shop'",
+    ),
+    "kubectl URI with a path": (
+        HOST + 'uri = "kubectl://web-0/app"\n',
+        "",
+        "inventory.toml: host[0].uri: expected one pod, as "
+        "'kubectl://<pod>?namespace=<namespace>&container=<name>' (testinfra's kubectl backend "
+        "names no deployment or other kind), got 'kubectl://web-0/app'",
     ),
     "ssh URI naming a missing key file": (
         HOST + 'uri = "ssh://web1?ssh_identity_file={tmp}/missing_key"\n',
@@ -989,6 +1003,24 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "",
         "inventory.toml: sqlite[0].host: no [[host]] target named 'nas' (known: none)",
     ),
+    # -- docker ----------------------------------------------------------------------------
+    "docker ssh:// to an unknown host": (
+        HOST + '[[docker]]\nname = "engine"\nurl = "ssh://web9"\n',
+        "",
+        "inventory.toml: docker[0].host: no [[host]] target named 'web9' (known: web1)",
+    ),
+    "docker ssh:// with a user": (
+        HOST + '[[docker]]\nname = "engine"\nurl = "ssh://ops@web1"\n',
+        "",
+        "inventory.toml: docker[0].url: expected ssh://<name of a [[host]] target> (its user, "
+        "port and keys are the host's), got 'ssh://ops@web1'",
+    ),
+    "docker socket without ssh://": (
+        '[[docker]]\nname = "engine"\nsocket = "/run/docker.sock"\n',
+        "",
+        "inventory.toml: docker[0]: expected socket with an ssh:// url only (the url names the "
+        "socket)",
+    ),
     "sqlite empty path": (
         '[[sqlite]]\nname = "app"\npath = ""\n',
         "",
@@ -1050,8 +1082,8 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
     "log path and journald unit": (
         LOGS + 'journald_unit = "nginx"\n',
         "",
-        "inventory.toml: logs[0]: expected exactly one of path (files) or journald_unit (the "
-        "journal)",
+        "inventory.toml: logs[0]: expected exactly one of path (files), journald_unit (the "
+        "journal), docker (a container's logs) or kubernetes (pods' logs)",
     ),
     # -- backup ----------------------------------------------------------------------------
     "S3 without credentials": (
@@ -1348,6 +1380,7 @@ GOOD = {
     'reachable = ["db.internal:5432", "[::1]:6379"]\nservices = ["nginx", "app.service"]\n',
     "ssh": SSH + 'ssh_identity_file = "{tmp}/id_ed25519"\n',
     "ssh URI query": HOST + 'uri = "ssh://ops@web1:2222?ssh_identity_file={tmp}/id_ed25519"\n',
+    "kubectl URI": HOST + 'uri = "kubectl://web-0?namespace=shop&container=app"\n',
     "http": HTTP + 'expect_status = [200, 204]\ncontains = ["ok"]\n[http.headers]\nX-Token = "a"\n',
     "https": HTTPS + f'verify = "{certifi.where()}"\n',
     "redis": REDIS + 'url = "redis://opscheck@10.0.0.5:6379/0"\npassword_env = "PG_PASSWORD"\n'

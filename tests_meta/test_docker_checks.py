@@ -8,10 +8,14 @@ A recording proxy between opscheck and dockerd proves the checks send GET reques
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
+import signal
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +24,21 @@ import pytest
 from opscheck.testbed.docker import DockerEngine
 
 DOCKER = ("suites/docker",)
-CHECKS = 6  # tests in suites/docker per target
+CHECKS = 8  # tests in suites/docker per target
 # A 4 MB shell string, kept: the loop stops ash from exec-ing sleep (which would free it).
 HOLD_4MB = f"x=a; for i in {' 1' * 22}; do x=$x$x; done; while :; do sleep 3600; done"
-THRESHOLDS = "[docker.memory_used_pct]\nwarn = 15\ncrit = 20\n"
+# A busy loop under a 0.1 CPU limit uses all of it; idle containers ~0 %. The level is low (40 %)
+# because this machine's 2 cores are shared with other suites: the loop may not get its whole
+# tenth of a CPU in the one-second sample.
+BUSY = "while :; do :; done"
+# `docker system df` sees the whole engine: 2 MB of image and 2 MB of volume; `bad` is over 1 kB.
+FILL_2MB = "head -c 2000000 /dev/zero > /data/f; while :; do sleep 3600; done"
+THRESHOLDS = (
+    "[docker.memory_used_pct]\nwarn = 15\ncrit = 20\n"
+    "[docker.cpu_used_pct]\nwarn = 30\ncrit = 40\n"
+    "[docker.images_size.targets.bad]\nwarn = 500\ncrit = 1000\n"
+    "[docker.volumes_size.targets.bad]\nwarn = 500\ncrit = 1000\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +59,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
                     "command": HOLD_4MB,
                     "memory": "16m",
                 },
+                "cpu": {"command": BUSY, "nano_cpus": 100_000_000},
+                "fill": {"command": FILL_2MB, "volumes": {"bad-data": {"bind": "/data"}}},
             },
         )
         labels = {"com.docker.compose.project": "bad", "com.docker.compose.service": "hog"}
@@ -57,9 +74,14 @@ def said(result: dict[str, Any]) -> str:
 
 def targets(engine: DockerEngine, url: str | None = None) -> str:
     return engine.docker_block(
-        "good", url, project="good", services=["web", "api"], timeout="5s"
+        "good", url, project="good", services=["web", "api"], timeout="5s", system_df=True
     ) + engine.docker_block(
-        "bad", url, project="bad", services=["web", "worker", "job", "gone"], timeout="5s"
+        "bad",
+        url,
+        project="bad",
+        services=["web", "worker", "job", "gone"],
+        timeout="5s",
+        system_df=True,
     )
 
 
@@ -85,6 +107,18 @@ def test_healthy_and_broken_containers(suite, engine):
         r"good-web-1 \d\.\d % \(.+ of 67\.1 MB limit\)",
         res["test_container_memory_below_limit[good]"]["measured"],
     ), res["test_container_memory_below_limit[good]"]
+    cpu = res["test_container_cpu_below_limit[good]"]["measured"]
+    assert re.fullmatch(
+        r"good-api-1 \d\.\d % of the host's \d+ CPUs, 0\.\d\d CPUs used; "
+        r"good-web-1 \d\.\d % of the host's \d+ CPUs, 0\.\d\d CPUs used",
+        cpu,
+    ), cpu
+    disk = res["test_docker_disk_use[good]"]["measured"]
+    assert re.fullmatch(
+        r"images 2\.0 MB in 1 image, 0 B reclaimable; volumes 2\.0 MB in 1 volume, 0 B "
+        r"reclaimable; build cache 0 B in 0 build cache records, 0 B reclaimable",
+        disk,
+    ), disk
 
     bad = {n.split("[")[0]: o for n, o in outcome.items() if n.endswith("[bad]")}
     assert bad == {
@@ -94,6 +128,8 @@ def test_healthy_and_broken_containers(suite, engine):
         "test_container_restarts": "warned",
         "test_stopped_containers_exited_cleanly": "failed",
         "test_container_memory_below_limit": "failed",
+        "test_container_cpu_below_limit": "failed",
+        "test_docker_disk_use": "failed",
     }, {n: said(r) for n, r in res.items()}
     running = said(res["test_expected_containers_running[bad]"])
     assert "missing: service gone" in running, running
@@ -103,7 +139,19 @@ def test_healthy_and_broken_containers(suite, engine):
     healthy = said(res["test_containers_healthy[bad]"])
     assert "bad-web-1 unhealthy (exit 1: (no output))" in healthy, healthy
     restarts = said(res["test_container_restarts[bad]"])
-    assert "bad-worker-1" in restarts and "3 restarts" in restarts, restarts
+    assert "bad: bad-worker-1 no previous run on record: 3 restarts in all > warn 0" in restarts
+    cpu = said(res["test_container_cpu_below_limit[bad]"])
+    assert re.fullmatch(
+        r"bad: bad-cpu-1 \d+\.\d % of its 0\.1 CPU limit \(--cpus\), 0\.\d\d CPUs used "
+        r"> crit 40\.0 %",
+        cpu,
+    ), cpu
+    disk = said(res["test_docker_disk_use[bad]"])
+    assert disk == (
+        "bad: images 2.0 MB in 1 image, 0 B reclaimable > crit 1.0 KB; "
+        "bad: volumes 2.0 MB in 1 volume, 0 B reclaimable > crit 1.0 KB"
+    ), disk
+    assert res["test_docker_disk_use[bad]"]["detail"] == "volume bad-data 2.0 MB"
     exits = said(res["test_stopped_containers_exited_cleanly[bad]"])
     assert "3 of 3 stopped failed" in exits, exits
     assert "bad-hog-1 exited (exit code 137, OOMKilled)" in exits, exits
@@ -120,8 +168,9 @@ def test_engine_missing_is_unreachable_in_one_line(suite, tmp_path):
         '[[docker]]\nname = "refused"\nurl = "tcp://127.0.0.1:1"\ntimeout = "2s"\n'
     )
     result = suite.run(inventory, "", paths=DOCKER)
-    # Without a project or containers there is nothing expected to run: skipped, not unreachable.
-    assert result.parseoutcomes() == {"failed": 2, "skipped": 2, "unreachable": 2 * (CHECKS - 2)}
+    # Without a project or containers there is nothing expected to run, and `docker system df`
+    # is not asked for: skipped, not unreachable.
+    assert result.parseoutcomes() == {"failed": 2, "skipped": 4, "unreachable": 2 * (CHECKS - 3)}
     res = suite.results()
     for name in ("gone", "refused"):
         reason = res[f"test_docker_reachable[{name}]"]["reason"]
@@ -130,11 +179,79 @@ def test_engine_missing_is_unreachable_in_one_line(suite, tmp_path):
     assert "refused" in res["test_docker_reachable[refused]"]["reason"].lower()
 
 
+def crash(engine: DockerEngine, name: str) -> None:
+    """Kill the container's main process from outside (not `docker kill`, which docker counts as
+    a stop): its restart policy starts it again, RestartCount + 1."""
+    before = engine.state(name)
+    os.kill(before["Pid"], signal.SIGKILL)
+    engine.wait_for(
+        name,
+        "a restart",
+        lambda s: s["RestartCount"] > before["RestartCount"] and s["Status"] == "running",
+    )
+
+
+def test_restarts_since_the_previous_run(suite, engine):
+    """Restarts are counted against the newest archived report of the target: none on record
+    (the total), two crashes since (WARN), none since (OK), one after it was recreated (its
+    total: the count started again)."""
+    engine.compose_project("flaky", {"app": {"restart": "on-failure"}, "calm": {}})
+    inventory = engine.docker_block("flaky", project="flaky", timeout="5s")
+    reports = suite.pytester.path / "archive"
+    archive = ("--archive", "--reports-dir", str(reports), "-k", "restarts")
+    test = "test_container_restarts[flaky]"
+
+    suite.run(inventory, "", *archive, paths=DOCKER)
+    first = suite.results()[test]
+    assert first["outcome"] == "passed", first
+    assert first["measured"] == (
+        "flaky-app-1 no previous run on record: 0 restarts in all; "
+        "flaky-calm-1 no previous run on record: 0 restarts in all"
+    )
+    (report,) = reports.glob("*/*.json")
+    when = datetime.fromisoformat(json.loads(report.read_text())["started"])
+    since = f"since the previous run ({when:%Y-%m-%d %H:%M} UTC)"
+
+    crash(engine, "flaky-app-1")
+    crash(engine, "flaky-app-1")
+    suite.run(inventory, "", *archive, paths=DOCKER)
+    second = suite.results()[test]
+    assert second["outcome"] == "warned", second
+    assert said(second) == f"flaky: flaky-app-1 2 restarts {since}, 2 in all > warn 0"
+    assert re.fullmatch(
+        r"RestartCount 2 of container [0-9a-f]{12}; flaky-app-1 running, last started \S+; "
+        r"`docker logs flaky-app-1` shows why",
+        second["detail"],
+    ), second["detail"]
+
+    suite.run(inventory, "", *archive, paths=DOCKER)  # compared with the second run now
+    third = suite.results()[test]
+    assert third["outcome"] == "passed", third
+    third_since = r"since the previous run \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)"
+    assert re.fullmatch(
+        f"flaky-app-1 0 restarts {third_since}, 2 in all; "
+        f"flaky-calm-1 0 restarts {third_since}, 0 in all",
+        third["measured"],
+    ), third
+
+    # Recreated (docker rm + run: a new id, RestartCount from 0), then one crash.
+    engine.client().containers.get("flaky-app-1").remove(force=True)
+    engine.compose_project("flaky", {"app": {"restart": "on-failure"}})
+    crash(engine, "flaky-app-1")
+    suite.run(inventory, "", *archive, paths=DOCKER)
+    fourth = suite.results()[test]
+    assert fourth["outcome"] == "warned", fourth
+    assert re.fullmatch(
+        f"flaky: flaky-app-1 1 restart {third_since}: recreated, 1 restart in all > warn 0",
+        said(fourth),
+    ), said(fourth)
+
+
 @pytest.mark.parametrize(
     ("fields", "error"),
     [
         ({"url": "tcp://admin:hunter2@10.0.0.1:2376"}, "without user:password@"),
-        ({"url": "http://10.0.0.1:2375"}, "expected a unix:// or tcp:// URL"),
+        ({"url": "http://10.0.0.1:2375"}, "expected a unix://, tcp:// or ssh:// URL"),
         ({"url": "unix://docker.sock"}, "expected a socket path"),
         ({"services": ["web"]}, "expected project with services"),
         ({"project": "shop", "services": ["web", "web"]}, "duplicate service 'web'"),
@@ -195,7 +312,11 @@ class RecordingProxy:
 def test_checks_send_only_get_requests(suite, engine):
     proxy = RecordingProxy(engine.exec_root / "rec.sock", engine.socket_path)
     try:
-        suite.run(targets(engine, f"unix://{proxy.path}"), THRESHOLDS, paths=DOCKER)
+        # the same targets through the proxy, and a [[logs]] source reading through one of them
+        logs = '[[logs]]\nname = "weblog"\ndocker = { target = "bad", service = "web" }\n'
+        logs += '[[logs.patterns]]\nname = "errors"\npreset = "errors"\n'
+        inventory = targets(engine, f"unix://{proxy.path}") + logs
+        suite.run(inventory, THRESHOLDS, paths=(*DOCKER, "suites/logs"))
     finally:
         proxy.close()
     sent = proxy.requests()
@@ -207,6 +328,9 @@ def test_checks_send_only_get_requests(suite, engine):
         "/containers/json",
         "/containers/<id>/json",
         "/containers/<id>/stats",
+        "/system/df",
+        "/containers/<id>/logs",
     }, paths
     outcomes = {n: r["outcome"] for n, r in suite.results().items()}
+    assert outcomes["test_log_source_present[weblog]"] == "passed"
     assert outcomes["test_container_restarts[bad]"] == "warned"  # the same checks, through it

@@ -1511,11 +1511,13 @@ BAD_LOGS = {
     ),
     "two sources": (
         'path = "/x.log"\njournald_unit = "ssh"\n',
-        "logs[0]: expected exactly one of path (files) or journald_unit (the journal)",
+        "logs[0]: expected exactly one of path (files), journald_unit (the journal), docker (a "
+        "container's logs) or kubernetes (pods' logs)",
     ),
     "no source": (
         "",
-        "logs[0]: expected exactly one of path (files) or journald_unit (the journal)",
+        "logs[0]: expected exactly one of path (files), journald_unit (the journal), docker (a "
+        "container's logs) or kubernetes (pods' logs)",
     ),
     "level in a text log": (
         'path = "/x.log"\n[[logs.patterns]]\nname = "x"\nlevel = "error"\n',

@@ -8,6 +8,7 @@ from opscheck.testbed.demo import monitoring, monitoring_inventory
 REPO = Path(__file__).resolve().parents[1]
 # Each example inventory with the thresholds it is written for (None: the repository's).
 EXAMPLES = {
+    "ai-media-search.toml": None,
     "fossawork.toml": None,
     "paperless-maverick.toml": "thresholds-strict.toml",
 }
@@ -45,6 +46,18 @@ def test_examples_validate(inventory, monkeypatch, tmp_path):
             "active_users_1h",
             "receipts_processed_1h",
             "total_users",
+        ]
+        (cluster,) = config.inventory.kubernetes  # the runbook's kubectl lines
+        assert cluster.namespaces == ["paperless-maverick", "database"]
+        sources = [log.kubernetes for log in config.inventory.logs if log.kubernetes]
+        assert [k.deployment for k in sources] == ["paperless-maverick", "embedding-queue-workers"]
+    if inventory == "ai-media-search.toml":  # the runbook's docker ps / docker logs lines
+        (app,) = config.inventory.docker
+        assert app.project == "ai-media-search"
+        assert app.containers == ["api-container", "worker-container"]
+        assert [log.name for log in config.inventory.logs if log.docker] == [
+            "api-container",
+            "worker",
         ]
 
 

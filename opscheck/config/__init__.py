@@ -30,6 +30,7 @@ from .errors import ConfigError, redact
 from .host import HostTarget
 from .http import HttpTarget, JsonValue
 from .inventory import COMPONENT_MODELS, COMPONENTS, Inventory, Settings
+from .kubernetes import KubernetesTarget
 from .loading import Config, load, secret
 from .logs import LOG_PRESETS, LogPattern, LogsTarget, window_seconds
 from .metrics import MetricLimit, MetricsTarget
@@ -59,6 +60,7 @@ __all__ = [
     "InlineLevels",
     "Inventory",
     "JsonValue",
+    "KubernetesTarget",
     "Limit",
     "LimitWithTargets",
     "LogPattern",

@@ -131,6 +131,13 @@ class HostTarget(Target):
             parts.port  # noqa: B018 - urllib checks the port when it is read
         except ValueError:
             raise ValueError(f"expected a port 1-65535 after the host, got {uri!r}") from None
+        if scheme == "kubectl" and parts.path.strip("/"):
+            # testinfra takes only the part before "/" as the pod: 'kubectl://deployment/web'
+            # would run every command in a pod named "deployment"
+            raise ValueError(
+                "expected one pod, as 'kubectl://<pod>?namespace=<namespace>&container=<name>' "
+                f"(testinfra's kubectl backend names no deployment or other kind), got {uri!r}"
+            )
         query = parse_qs(parts.query)
         for key in _URI_FILES:
             for path in query.get(key, []):

@@ -23,6 +23,7 @@ from .docker import DockerTarget
 from .errors import Loc, close_to, line, shown, translate
 from .host import HostTarget
 from .http import HttpTarget
+from .kubernetes import KubernetesTarget
 from .logs import LogsTarget
 from .metrics import MetricsTarget
 from .postgres import PostgresTarget
@@ -44,6 +45,7 @@ COMPONENT_MODELS: dict[str, type[Target]] = {
     "alertmanager": AlertmanagerTarget,
     "metrics": MetricsTarget,
     "docker": DockerTarget,
+    "kubernetes": KubernetesTarget,
 }
 COMPONENTS = tuple(COMPONENT_MODELS)
 
@@ -190,6 +192,7 @@ def validate(file: str, raw: dict[str, Any], unset: list[Loc]) -> Parsed:
             parsed.problems.append(line(file, (key,), f"unknown table ({hint})"))
     parsed.problems += _duplicate_names(parsed)
     parsed.problems += _host_references(parsed)
+    parsed.problems += _log_source_targets(parsed)
     parsed.problems += _schedule_names(parsed)
     return parsed
 
@@ -225,6 +228,31 @@ def _host_references(parsed: Parsed) -> Iterator[str]:
         if isinstance(wanted, str) and wanted not in hosts:
             message = f"no [[host]] target named {wanted!r} (known: {', '.join(hosts) or 'none'})"
             yield line(parsed.file, (*loc, "host"), message)
+
+
+def _log_source_targets(parsed: Parsed) -> Iterator[str]:
+    """``[[logs]]`` ``docker.target`` / ``kubernetes.target`` name a target of that component;
+    ``docker.service`` one of a target with a compose ``project``."""
+    for loc, target in parsed.each():
+        source = getattr(target, "container", None) if loc[0] == "logs" else None
+        if source is None:
+            continue
+        component = "docker" if getattr(target, "docker", None) is not None else "kubernetes"
+        known = list(dict.fromkeys(parsed.names.get(component, [])))
+        if source.target not in known:
+            message = (
+                f"no [[{component}]] target named {source.target!r} "
+                f"(known: {', '.join(known) or 'none'})"
+            )
+            yield line(parsed.file, (*loc, component, "target"), message)
+        elif getattr(source, "service", None) is not None:
+            for _, docker in parsed.targets.get("docker", []):
+                if docker.name == source.target and getattr(docker, "project", None) is None:
+                    message = (
+                        f"the [[docker]] target {source.target!r} has no project (a service is "
+                        "one of its compose project's)"
+                    )
+                    yield line(parsed.file, (*loc, component, "service"), message)
 
 
 def _schedule_names(parsed: Parsed) -> Iterator[str]:

@@ -11,7 +11,16 @@ from pydantic import Field, field_validator, model_validator
 
 from opscheck import units
 
-from .base import CHECK_LIMIT, InlineLevels, Name, NumberLimit, Target, Texts, at_most
+from .base import (
+    CHECK_LIMIT,
+    InlineLevels,
+    Name,
+    NumberLimit,
+    Strict,
+    Target,
+    Texts,
+    at_most,
+)
 from .errors import close_to
 
 # Named regexes for `preset = "…"` in [[logs.patterns]]: (regex, category, what it finds). They
@@ -160,13 +169,70 @@ class LogPattern(NumberLimit):
         return LOG_PRESETS[self.preset][1] if self.preset else "errors"
 
 
+_CONTAINER = r"^/?[A-Za-z0-9][A-Za-z0-9_.-]*$"  # as docker accepts a container's name
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # a namespace, a container
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"  # a DNS subdomain: pods, deployments
+
+
+class DockerLogs(Strict):
+    """``docker = { target, container | service }``: the logs of one container, or of every
+    container of a compose service of the ``[[docker]]`` target's project (`docker compose logs
+    <service>`), read through that target's Engine API."""
+
+    target: Name  # a [[docker]] target of the inventory
+    container: str | None = Field(default=None, pattern=_CONTAINER)
+    service: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DockerLogs:
+        if (self.container is None) == (self.service is None):
+            raise ValueError(
+                "expected exactly one of container (a container's name) or service (a compose "
+                "service of the docker target's project)"
+            )
+        return self
+
+
+class KubernetesLogs(Strict):
+    """``kubernetes = { target, namespace, deployment | selector | pod, container, previous }``:
+    the logs of the pods of a Deployment (its selector), of the pods a label selector picks, or
+    of one pod (`kubectl logs deploy/x --since=…`), read through the ``[[kubernetes]]`` target."""
+
+    target: Name  # a [[kubernetes]] target of the inventory
+    namespace: str = Field(default="default", pattern=_DNS_LABEL)
+    deployment: str | None = Field(default=None, pattern=_K8S_NAME)
+    selector: str | None = Field(default=None, min_length=1)  # `kubectl logs -l app=x`
+    pod: str | None = Field(default=None, pattern=_K8S_NAME)
+    # default: the pod's kubectl.kubernetes.io/default-container, else its first container
+    container: str | None = Field(default=None, pattern=_DNS_LABEL)
+    previous: bool = False  # `kubectl logs --previous`: the last terminated (crashed) container
+
+    @model_validator(mode="after")
+    def _one_of(self) -> KubernetesLogs:
+        if sum(v is not None for v in (self.deployment, self.selector, self.pod)) != 1:
+            raise ValueError("expected exactly one of deployment, selector or pod")
+        return self
+
+    @property
+    def what(self) -> str:
+        """``deployment shop/api``, ``pods shop/app=api``, ``pod shop/api-0``."""
+        if self.deployment:
+            return f"deployment {self.namespace}/{self.deployment}"
+        if self.selector:
+            return f"pods {self.namespace}/{self.selector}"
+        return f"pod {self.namespace}/{self.pod}"
+
+
 class LogsTarget(Target):
-    """A log source on a host: a file (``{date:%Y-%m-%d}`` templates), a glob or a journald unit."""
+    """A log source on a host: a file (``{date:%Y-%m-%d}`` templates), a glob, a journald unit,
+    or container logs (``docker``, ``kubernetes``)."""
 
     host: str | None = None  # a [[host]] target the logs live on; default: this machine
     path: str | None = Field(default=None, min_length=1)
     journald_unit: str | None = Field(default=None, min_length=1)
     journald_directory: str | None = Field(default=None, min_length=1)  # journalctl -D
+    docker: DockerLogs | None = None  # a container's logs (Docker Engine API)
+    kubernetes: KubernetesLogs | None = None  # pods' logs (Kubernetes API)
     format: Literal["text", "json"] = "text"
     level_field: str = Field(default="level", min_length=1)  # JSON lines
     time_field: str = Field(default="timestamp", min_length=1)
@@ -177,15 +243,24 @@ class LogsTarget(Target):
 
     @model_validator(mode="after")
     def _one_source(self) -> LogsTarget:
-        if (self.path is None) == (self.journald_unit is None):
-            raise ValueError("expected exactly one of path (files) or journald_unit (the journal)")
+        sources = (self.path, self.journald_unit, self.docker, self.kubernetes)
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                "expected exactly one of path (files), journald_unit (the journal), docker (a "
+                "container's logs) or kubernetes (pods' logs)"
+            )
+        if self.host is not None and self.container is not None:
+            raise ValueError(
+                "host applies to path and journald_unit sources (docker and kubernetes logs are "
+                "read through their target's API)"
+            )
         if self.journald_directory and not self.journald_unit:
             raise ValueError("journald_directory applies to journald_unit only")
         names = [p.name for p in self.patterns]
         for name in names:
             if names.count(name) > 1:
                 raise ValueError(f"duplicate pattern name {name!r} (it becomes the test id)")
-        if self.path is not None and self.format == "text":
+        if self.journald_unit is None and self.format == "text":
             for index, pattern in enumerate(self.patterns):
                 if pattern.level:
                     raise ValueError(
@@ -194,6 +269,11 @@ class LogsTarget(Target):
                         "e.g. '\\bERROR\\b'"
                     )
         return self
+
+    @property
+    def container(self) -> DockerLogs | KubernetesLogs | None:
+        """The container source (``docker`` or ``kubernetes``), if the logs are a container's."""
+        return self.docker or self.kubernetes
 
     def inline_levels(self) -> Iterator[InlineLevels]:
         for index, pattern in enumerate(self.patterns):

@@ -930,6 +930,8 @@ def count_file(reader: Reader, patterns: list, stats: dict, grep: bool) -> dict:
     for since in sorted({p.since for p in patterns}):
         if first is None or first >= since:
             offsets[since] = first_offset  # the whole file is in the window: nothing to search
+            if reader.request.get("whole"):  # container logs, cut to the window already: lines
+                offsets[since] = 0  # before the first one with the program's own stamp count
         else:
             offsets[since] = reader.window_offset(since)
     begin = min(offsets.values())

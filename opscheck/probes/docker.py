@@ -2,19 +2,29 @@
 
 Every probe takes the low-level client ``open_client`` makes (docker SDK ``APIClient``) and sends
 only GET requests: ``/_ping``, ``/version``, ``/containers/json``, ``/containers/<id>/json``,
-``/containers/<id>/stats``. The SDK is imported only when a ``[[docker]]`` target is checked.
+``/containers/<id>/stats``, ``/system/df``. The SDK is imported only when a ``[[docker]]`` target
+is checked. A call that times out or whose connection breaks once the daemon has answered is
+``Lost``: the target is down for the rest of the run (``lost``).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
-from collections.abc import Iterator
-from typing import Any
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from opscheck.config import DockerTarget
 from opscheck.judge import Measurement, ProbeError
 from opscheck.probes import NotApplicable
-from opscheck.session import Unreachable
+from opscheck.session import Lost, Unreachable
 from opscheck.units import format_value
 
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -29,8 +39,9 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def open_client(target: DockerTarget, timeout: float) -> Any:
+def open_client(target: DockerTarget, timeout: float, url: str | None = None) -> Any:
     """The target's ``docker.APIClient`` once ``GET /_ping`` answers; ``Unreachable`` if not.
+    ``url``: where the daemon is reached instead of the target's own (an ssh forward's socket).
 
     ``version="auto"`` asks ``GET /version`` first, so the client speaks the daemon's API.
     tcp:// uses TLS when ``DOCKER_CERT_PATH`` holds ca.pem, cert.pem and key.pem.
@@ -47,17 +58,41 @@ def open_client(target: DockerTarget, timeout: float) -> Any:
             verify=True,
         )
     try:
-        client = docker.APIClient(base_url=target.url, version="auto", timeout=timeout, tls=tls)
+        client = docker.APIClient(
+            base_url=url or target.url, version="auto", timeout=timeout, tls=tls
+        )
         client.ping()
     except Exception as exc:  # the SDK raises DockerException, requests errors, OSError
-        raise Unreachable(f"{target.url}: {describe_error(exc)}") from None
+        if url is None:
+            raise Unreachable(f"{target.url}: {describe_error(exc)}") from None
+        # sshd closes the forwarded connection without a word when it cannot open the socket.
+        raise Unreachable(
+            f"{target.url} ({target.socket}): {describe_error(exc)}; is the socket there on "
+            f"{target.host}, readable by the ssh user, and AllowStreamLocalForwarding on?"
+        ) from None
     return client
+
+
+def lost(exc: BaseException) -> str | None:
+    """The real error if ``exc`` means the daemon stopped answering (a read timeout, a refused
+    or broken connection), else None: an API error (404, 500) is the check's own. The
+    ``[[docker]]`` targets' classifier (``session.LOST``)."""
+    import requests
+
+    if isinstance(exc, Lost):
+        return exc.error
+    if isinstance(exc, requests.Timeout | requests.ConnectionError):
+        return describe_error(exc)
+    return None
 
 
 def _call(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return call(*args, **kwargs)
     except Exception as exc:  # any SDK failure is the check's, on one line
+        gone = lost(exc)
+        if gone is not None:
+            raise Lost(f"{what}: {gone}") from None
         raise ProbeError(f"{what}: {describe_error(exc)}") from None
 
 
@@ -183,21 +218,100 @@ def health(client: Any, target: DockerTarget) -> Measurement:
     return Measurement.fact(True, f"{_n(len(checked), 'container')} healthy", expected)
 
 
-def restarts(client: Any, target: DockerTarget) -> Iterator[Measurement]:
-    """``RestartCount`` of each container (restarts by its restart policy since it was created)."""
+# The restart test's detail keeps what the next run compares with (there is no history store).
+_RESTART_COUNT = re.compile(r"RestartCount (\d+) of container ([0-9a-f]{12})")
+REPORT_DAYS = 31  # day folders of the archive searched for the previous run, newest first
+RESTARTS_TEST = "test_container_restarts"
+Counts = dict[str, tuple[str, int]]  # container -> (id, RestartCount); id "" when not recorded
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    """What the newest earlier archived report says of a target's restarts."""
+
+    started: str  # "2026-11-30 06:00 UTC"
+    counts: Counts
+
+
+@functools.lru_cache(maxsize=256)
+def _restart_records(path: Path, mtime_ns: int) -> tuple[str, dict[str, Counts]] | None:
+    """When a JSON report's run started, and the restart counts it recorded per target; read
+    once per file (and version) in a run however many targets ask. None if it cannot be read:
+    an unreadable report is not this check's to judge."""
+    try:
+        document = json.loads(path.read_text())
+        started = str(document["started"])
+        by_target: dict[str, Counts] = {}
+        for test in document["tests"]:
+            name = str(test["id"]).rpartition("::")[2]
+            if not name.startswith(RESTARTS_TEST + "["):
+                continue
+            counts = by_target.setdefault(name.removeprefix(RESTARTS_TEST + "[")[:-1], {})
+            for record in test.get("records") or []:
+                if record["check"] == "docker.restarts":
+                    found = _RESTART_COUNT.search(record.get("detail") or "")
+                    counts[record["subject"]] = (found[2], int(found[1])) if found else ("", 0)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return started, by_target
+
+
+def previous_run(reports: Path, target: str) -> PreviousRun | None:
+    """The newest archived JSON report (``REPORTS_DIR/YYYY-MM-DD/*.json``, the last
+    ``REPORT_DAYS`` day folders) with a ``docker.restarts`` record of ``target``; None if none."""
+    try:
+        days = sorted(d for d in reports.iterdir() if re.fullmatch(r"\d{4}-\d\d-\d\d", d.name))
+    except OSError:
+        return None
+    for day in reversed(days[-REPORT_DAYS:]):
+        best: tuple[str, int, Counts] | None = None
+        for path in day.glob("[!.]*.json"):
+            try:
+                mtime = path.stat().st_mtime_ns
+            except OSError:
+                continue
+            read = _restart_records(path, mtime)
+            counts = read[1].get(target) if read is not None else None
+            # Two runs in one second: the later written wins.
+            if read is not None and counts and (best is None or (read[0], mtime) > best[:2]):
+                best = (read[0], mtime, counts)
+        if best is not None:
+            when = datetime.fromisoformat(best[0]).strftime("%Y-%m-%d %H:%M %Z").strip()
+            return PreviousRun(when, best[2])
+    return None
+
+
+def restarts(
+    client: Any, target: DockerTarget, previous: PreviousRun | None
+) -> Iterator[Measurement]:
+    """Restarts of each container (``RestartCount``, by its restart policy) since the previous
+    archived run, or since it was created when there is none on record (``previous_run``)."""
     found = containers(client, target)
     if not found:
         raise NotApplicable("no containers")
     for attrs in found:
+        name, ident = _name(attrs), str(attrs.get("Id", ""))[:12]
         count = int(attrs.get("RestartCount") or 0)
         state = attrs.get("State") or {}
         detail = ""
         if count:
             detail = (
-                f"{_state_text(attrs)}, last started {state.get('StartedAt', '?')}; "
-                f"`docker logs {_name(attrs)}` shows why"
+                f"RestartCount {count} of container {ident}; {_state_text(attrs)}, last started "
+                f"{state.get('StartedAt', '?')}; `docker logs {name}` shows why"
             )
-        yield Measurement(count, _name(attrs), _n(count, "restart"), detail)
+        in_all = f"{_n(count, 'restart')} in all"
+        if previous is None:
+            value, text = count, f"no previous run on record: {in_all}"
+        elif name not in previous.counts:
+            value, text = count, f"not in the previous run ({previous.started}): {in_all}"
+        else:
+            was_id, was = previous.counts[name]
+            # Recreated since (another id, or a count that went down): all its restarts are new.
+            same = was_id in ("", ident) and was <= count
+            value = count - was if same else count
+            since = f"{_n(value, 'restart')} since the previous run ({previous.started})"
+            text = f"{since}, {count} in all" if same else f"{since}: recreated, {in_all}"
+        yield Measurement(value, name, text, detail)
 
 
 def exit_codes(client: Any, target: DockerTarget) -> Measurement:
@@ -230,13 +344,7 @@ def memory_used_pct(client: Any, target: DockerTarget) -> Iterator[Measurement]:
     if not running:
         raise NotApplicable("no running container with a memory limit")
     for attrs in running:
-        stats = _call(
-            f"GET /containers/{_name(attrs)}/stats",
-            client.stats,
-            attrs["Id"],
-            stream=False,
-            one_shot=True,
-        )
+        stats = _stats(client, attrs)
         memory = stats.get("memory_stats") or {}
         limit = float(attrs["HostConfig"]["Memory"])
         extra = memory.get("stats") or {}
@@ -248,3 +356,140 @@ def memory_used_pct(client: Any, target: DockerTarget) -> Iterator[Measurement]:
             f"{format_value(limit, 'size')} limit)"
         )
         yield Measurement(pct, _name(attrs), text)
+
+
+CPU_SAMPLE = 1.0  # seconds between the two readings of each container's CPU time
+STATS_THREADS = 8  # containers read at once; each request is bounded by the target's timeout
+
+
+def _each(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run ``calls`` in threads, their results in order; the first failure is raised."""
+    with ThreadPoolExecutor(max_workers=min(STATS_THREADS, len(calls))) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def _stats(client: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    """One ``GET /containers/<id>/stats?stream=false&one-shot=true`` reading."""
+    stats: dict[str, Any] = _call(
+        f"GET /containers/{_name(attrs)}/stats",
+        client.stats,
+        attrs["Id"],
+        stream=False,
+        one_shot=True,
+    )
+    return stats
+
+
+def _cpu_reading(client: Any, attrs: dict[str, Any]) -> tuple[float, float, int]:
+    """(container CPU ns, host CPU ns, host CPUs online) from one ``stats?one-shot=true``."""
+    cpu = _stats(client, attrs).get("cpu_stats") or {}
+    usage = cpu.get("cpu_usage") or {}
+    online = int(cpu.get("online_cpus") or len(usage.get("percpu_usage") or []) or 1)
+    return float(usage.get("total_usage", 0)), float(cpu.get("system_cpu_usage", 0)), online
+
+
+def _cpuset_size(cpuset: str) -> int:
+    """CPUs in a cpuset list: ``0-3,6`` is 5."""
+    size = 0
+    for part in cpuset.split(","):
+        first, _, last = part.partition("-")
+        size += int(last or first) - int(first) + 1
+    return size
+
+
+def cpu_limit(attrs: dict[str, Any]) -> tuple[float, str] | None:
+    """The container's CPU limit in CPUs and how it was set (``--cpus``, ``--cpu-quota``,
+    ``--cpuset-cpus``); None without one."""
+    host = attrs.get("HostConfig") or {}
+    if host.get("NanoCpus"):
+        return host["NanoCpus"] / 1e9, "--cpus"
+    if (host.get("CpuQuota") or 0) > 0:
+        return host["CpuQuota"] / (host.get("CpuPeriod") or 100_000), "--cpu-quota"
+    if host.get("CpusetCpus"):
+        return float(_cpuset_size(host["CpusetCpus"])), "--cpuset-cpus"
+    return None
+
+
+def cpu_used_pct(client: Any, target: DockerTarget) -> Iterator[Measurement]:
+    """CPU time of each running container over ``CPU_SAMPLE`` s, as a share of its CPU limit,
+    else of the host's CPUs (``docker stats --no-stream``: two one-shot readings per container,
+    the containers read in parallel threads)."""
+    running = [
+        a for a in containers(client, target) if (a.get("State") or {}).get("Status") == "running"
+    ]
+    if not running:
+        raise NotApplicable("no running container")
+    calls = [functools.partial(_cpu_reading, client, a) for a in running]
+    before = _each(calls)
+    time.sleep(CPU_SAMPLE)
+    after = _each(calls)
+    for attrs, (cpu0, host0, _), (cpu1, host1, online) in zip(running, before, after, strict=True):
+        if host1 <= host0:
+            raise ProbeError(
+                f"GET /containers/{_name(attrs)}/stats: no host CPU time (system_cpu_usage)"
+            )
+        used = max(cpu1 - cpu0, 0.0) / (host1 - host0) * online  # CPUs busy, as docker stats
+        limit = cpu_limit(attrs)
+        if limit is None:
+            capacity, of = float(online), f"the host's {_n(online, 'CPU')}"
+        else:
+            capacity, of = limit[0], f"its {limit[0]:g} CPU limit ({limit[1]})"
+        pct = 100 * used / capacity
+        yield Measurement(pct, _name(attrs), f"{format_value(pct, 'percent')} of {of}, "
+                          f"{used:.2f} CPUs used")  # fmt: skip
+
+
+def _reclaim(size: float, reclaimable: float, count: str) -> str:
+    return (
+        f"{format_value(size, 'size')} in {count}, {format_value(reclaimable, 'size')} reclaimable"
+    )
+
+
+class DiskUse(NamedTuple):
+    """What ``docker system df`` measures, one size each."""
+
+    images: Measurement
+    volumes: Measurement
+    build_cache: Measurement
+
+
+def system_df(client: Any, target: DockerTarget) -> DiskUse:
+    """``docker system df`` (``GET /system/df``): the size of the images, the volumes and the
+    build cache, with what a prune would reclaim (images no container uses, volumes no container
+    mounts, build cache not in use). Opt-in: ``system_df = true``."""
+    if not target.system_df:
+        raise NotApplicable("system_df = false (`docker system df` sizes every volume: opt-in)")
+    df = _call("GET /system/df", client.df)
+    images = df.get("Images") or []
+    unused = sum(
+        max(float(i.get("Size") or 0) - max(float(i.get("SharedSize") or 0), 0.0), 0.0)
+        for i in images
+        if not i.get("Containers")
+    )
+    image_text = _reclaim(float(df.get("LayersSize") or 0), unused, _n(len(images), "image"))
+    volumes = df.get("Volumes") or []
+    sizes = [
+        (max(float((v.get("UsageData") or {}).get("Size", 0)), 0.0), v.get("UsageData") or {})
+        for v in volumes
+    ]
+    biggest = sorted(
+        ((size, str(v.get("Name", "?"))) for (size, _), v in zip(sizes, volumes, strict=True)),
+        reverse=True,
+    )[:5]
+    volume_text = _reclaim(
+        sum(size for size, _ in sizes),
+        sum(size for size, usage in sizes if not usage.get("RefCount")),
+        _n(len(volumes), "volume"),
+    )
+    cache = df.get("BuildCache") or []
+    cache_text = _reclaim(
+        sum(float(c.get("Size") or 0) for c in cache),
+        sum(float(c.get("Size") or 0) for c in cache if not c.get("InUse") and not c.get("Shared")),
+        _n(len(cache), "build cache record"),
+    )
+    detail = "; ".join(f"volume {name} {format_value(size, 'size')}" for size, name in biggest)
+    return DiskUse(
+        Measurement(float(df.get("LayersSize") or 0), "images", image_text),
+        Measurement(sum(size for size, _ in sizes), "volumes", volume_text, detail),
+        Measurement(sum(float(c.get("Size") or 0) for c in cache), "build cache", cache_text),
+    )

@@ -567,6 +567,10 @@ def _problem(entry: dict[str, Any]) -> str:
 def source_present(source: LogSource) -> Measurement:
     """The source has something to read: its files (listed in the detail), or journal entries."""
     t = source.target
+    if t.container is not None:  # docker / kubernetes: the containers (pods) to read
+        from opscheck.probes import container_logs
+
+        return container_logs.source_present(source)  # type: ignore[arg-type]
     expected = "log files (or journal entries) to read"
     if t.journald_unit:
         journal = source.counts()["journal"]
@@ -620,6 +624,8 @@ def pattern_lines(source: LogSource, pattern: LogPattern) -> Measurement:
     share = f" ({100.0 * count / lines:.2g} %)" if lines and count else ""
     if t.journald_unit:
         origin = f"journal of {t.journald_unit}"
+    elif "origin" in counted:  # container logs: the containers (pods) read
+        origin = counted["origin"]
     else:
         names = [f["path"] for f in read]
         origin = f"{len(names)} file{'s' if len(names) != 1 else ''}"
@@ -640,6 +646,7 @@ def pattern_lines(source: LogSource, pattern: LogPattern) -> Measurement:
     compressed = [f["path"] for f in files if f.get("skipped") == "compressed"]
     if compressed:
         notes.append(f"compressed, not read: {', '.join(compressed)}")
+    notes += counted.get("notes", {}).get(pattern.name, [])  # container logs: each one's count
     if result["top"]:
         folded = result["folded"]
         scope = f" (of the first {folded})" if folded < count else ""

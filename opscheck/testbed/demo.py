@@ -6,9 +6,11 @@ failed logins, last night's ``pg_dump`` and SQLite backups, plus this machine th
 ``local://``; and the monitoring around them: a Prometheus scraping a node_exporter, a Pushgateway
 and the API's own ``/metrics`` (with its traffic), alerting to an Alertmanager. The morning run
 and then the evening run (logs, backups) are archived. The checks log in as least-privilege users
-(pg_monitor, a read-only Redis ACL) whose passwords are in environment variables. One endpoint
-and one PromQL line are deliberately past a warn level, so the report shows what a warning looks
-like.
+(pg_monitor, a read-only Redis ACL) whose passwords are in environment variables. And the
+containers (``opscheck.testbed.demo_containers``, started in the background meanwhile): a real
+single-node Kubernetes read as the opscheck ServiceAccount, with a worker that restarted once,
+and a Docker Engine running a compose project. One endpoint, one PromQL line and the worker's
+restart are deliberately past a warn level, so the report shows what a warning looks like.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
 
 from opscheck.testbed.alertmanager import Alertmanager
+from opscheck.testbed.demo_containers import (
+    THRESHOLDS,
+    Containers,
+    containers,
+    containers_inventory,
+)
 from opscheck.testbed.http import HttpTestbed
 from opscheck.testbed.metrics_app import MetricsApp
 from opscheck.testbed.postgres import Postgres
@@ -168,6 +176,7 @@ class Stack:
     sqlite_path: Path
     env: dict[str, str]
     monitoring: Monitoring
+    containers: Containers | None = None
 
     @property
     def directory(self) -> Path:
@@ -175,14 +184,19 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stack(directory: Path) -> Iterator[Stack]:
+def stack(directory: Path, with_containers: bool = False) -> Iterator[Stack]:
     """Start every demo service in ``directory`` with some data; stop them all on exit.
-    Prometheus starts first and warms up while the rest is set up."""
+    ``with_containers``: the Kubernetes cluster and the Docker Engine too (``make demo``; the
+    benchmarks leave them out). The cluster and Prometheus start first and warm up while the
+    rest is set up."""
     env = {
         "OPSCHECK_DEMO_PG_PASSWORD": secrets.token_urlsafe(16),
         "OPSCHECK_DEMO_REDIS_PASSWORD": secrets.token_urlsafe(16),
     }
     with (
+        (
+            containers(directory / "containers") if with_containers else contextlib.nullcontext()
+        ) as boxes,
         monitoring(directory / "monitoring") as watch,
         HttpTestbed() as bed,
         Sshd(directory / "sshd") as sshd,
@@ -211,7 +225,9 @@ def stack(directory: Path) -> Iterator[Stack]:
         _write_log(directory / "logs")
         _write_backups(directory / "backups", pg, sqlite_path)
         watch.wait()
-        yield Stack(bed, sshd, pg, redis, sqlite_path, env, watch)
+        if boxes is not None:
+            boxes.wait()
+        yield Stack(bed, sshd, pg, redis, sqlite_path, env, watch, boxes)
 
 
 def _write_log(folder: Path) -> None:
@@ -339,7 +355,13 @@ name = "fossawork"
 path = {toml_value(str(s.sqlite_path))}
 tables = {{ work_orders = {{ crit = 1, direction = "below" }} }}
 
-{monitoring_inventory(s.monitoring)}"""
+{monitoring_inventory(s.monitoring)}{_containers_inventory(s.containers)}"""
+
+
+def _containers_inventory(boxes: Containers | None) -> str:
+    if boxes is None or boxes.kubeconfig is None:
+        return ""
+    return "\n" + containers_inventory(boxes.kubeconfig, boxes.engine.url)
 
 
 def monitoring_inventory(watch: Monitoring) -> str:
@@ -422,18 +444,32 @@ crit = 2
 """
 
 
+def _took(s: Stack) -> str:
+    if s.containers is None:
+        return ""
+    steps = ", ".join(f"{step} {at:.1f} s" for step, at in s.containers.timings.items())
+    return f" (Kubernetes and Docker: {steps})"
+
+
 def main() -> int:
     """Run the morning, then the evening checks on the demo stack; 0 when both runs completed."""
     reports = REPO / "reports"
     archived: list[Path] = []
-    with tempfile.TemporaryDirectory(prefix="opscheck-demo-") as tmp, stack(Path(tmp)) as s:
+    began = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory(prefix="opscheck-demo-") as tmp,
+        stack(Path(tmp), with_containers=True) as s,
+    ):
+        print(f"opscheck demo: services up in {time.monotonic() - began:.1f} s{_took(s)}")
         path = Path(tmp) / "inventory.toml"
         path.write_text(inventory(s))
+        thresholds = Path(tmp) / "thresholds.toml"
+        thresholds.write_text((REPO / "thresholds.toml").read_text() + THRESHOLDS)
         env = {**os.environ, **s.env}
         for schedule in ("morning", "evening"):
             before = set(reports.glob("*/*.html"))
             command = [sys.executable, "-m", "pytest", "-m", schedule, "--archive"]
-            command += ["--inventory", str(path), "--thresholds", str(REPO / "thresholds.toml")]
+            command += ["--inventory", str(path), "--thresholds", str(thresholds)]
             print("\nopscheck demo:", " ".join(command[1:]), flush=True)
             code = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
             new = sorted(set(reports.glob("*/*.html")) - before)
@@ -451,4 +487,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # everything is stopped by then: the context managers' exits ran
+        print("\nopscheck demo: interrupted; every service is stopped", file=sys.stderr)
+        sys.exit(130)

@@ -316,7 +316,9 @@ class DockerEngine(ServerProcess):
     def oom_killed(self, name: str, memory: str = "8m", **options: Any) -> dict[str, Any]:
         """A shell doubling a string until the kernel kills it at ``memory``; its state
         (exited 137, OOMKilled true)."""
-        self.run(name, "x=a; while true; do x=$x$x; done", memory=memory, **options)
+        # killed in its first moments, the exit may be recorded before dockerd's OOM event
+        # (OOMKilled false): fill memory once the container is well up
+        self.run(name, "sleep 2; x=a; while true; do x=$x$x; done", memory=memory, **options)
         return self.wait_for(name, "OOM kill", lambda s: s["Status"] == "exited")
 
     def compose_project(

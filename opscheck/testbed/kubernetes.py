@@ -4,6 +4,9 @@
         cluster.wait_node_ready()
         cluster.kubectl("get", "nodes")           # as admin (system:masters)
         cluster.reader_kubeconfig                 # the opscheck user: a token, no rights yet
+        cluster.install_rbac()                    # deploy/kubernetes RBAC: opscheck_kubeconfig
+        cluster.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                       "spec": pod_spec("echo hi; sleep 60")})
 
 The binaries come from ``scripts/build-kubernetes.sh`` (cached per machine in
 ``$OPSCHECK_CACHE/kubernetes-1.20.2/bin``); dockerd, etcd and busybox are Debian's. Everything
@@ -15,24 +18,24 @@ the kubelet and dockerd mounted.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from opscheck.testbed import free_port
+from opscheck.testbed.docker import DockerEngine
 from opscheck.testbed.process import ServerProcess
 
 VERSION = "1.20.2"
@@ -40,8 +43,13 @@ PAUSE_IMAGE = "k8s.gcr.io/pause:3.2"
 BUSYBOX_IMAGE = "busybox:testbed"  # not :latest, which the kubelet would always try to pull
 BUSYBOX = "/bin/busybox"  # Debian's busybox-static
 _APPLETS = "sh ls df cat sleep echo grep true false env ps kill date head tail wc mkdir rm touch dd"
-BUSYBOX_APPLETS = tuple(f"{_APPLETS} du mount id hostname sed awk seq yes printf test".split())
+# uname: testinfra's `uname -n` for kubectl:// hosts
+BUSYBOX_APPLETS = tuple(
+    f"{_APPLETS} du mount id hostname sed awk seq yes printf test uname stat find xargs cut sort"
+    " uniq tr basename dirname".split()
+)
 NODE = "localhost"
+T = TypeVar("T")
 NOT_READY_TAINTS = {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
 CONTROLLERS = (
     "*,-nodeipam,-cloud-node-lifecycle,-route,-service,-csrsigning,-bootstrapsigner,-tokencleaner"
@@ -61,6 +69,37 @@ class KubernetesError(RuntimeError):
     """A piece of the testbed cluster did not start, or did not reach the state asked for."""
 
 
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "deploy" / "kubernetes"
+# What install_rbac() applies: the account, its roles and binding (not the CronJobs, whose
+# batch/v1 API 1.20 does not serve).
+RBAC_FILES = ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml")
+
+
+def pod_spec(
+    command: str | list[str] | None = None,
+    *,
+    name: str = "main",
+    image: str = BUSYBOX_IMAGE,
+    **container_extra: Any,
+) -> dict[str, Any]:
+    """A PodSpec that runs here: host network (no CNI), ``dnsPolicy: Default`` (no cluster
+    DNS), the imported busybox never pulled; ``command`` a shell line or an argv, extra keyword
+    arguments (``resources``, ``readinessProbe``, ``volumeMounts`` ...) go into the container."""
+    container: dict[str, Any] = {"name": name, "image": image, "imagePullPolicy": "Never"}
+    if isinstance(command, str):
+        container["command"] = ["sh", "-c", command]
+    elif command is not None:
+        container["command"] = list(command)
+    container.update(container_extra)
+    return {
+        "hostNetwork": True,
+        "dnsPolicy": "Default",
+        "terminationGracePeriodSeconds": 0,
+        "containers": [container],
+    }
+
+
 def default_bin_dir() -> Path:
     cache = os.environ.get("OPSCHECK_CACHE") or str(Path.home() / ".cache" / "opscheck")
     return Path(cache) / f"kubernetes-{VERSION}" / "bin"
@@ -72,18 +111,6 @@ def _find(program: str) -> str:
     if found is None:
         raise KubernetesError(f"{program} not found: run scripts/build-kubernetes.sh (as root)")
     return found
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float = 2.0) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
-        self.sock = sock
 
 
 class Daemon(ServerProcess):
@@ -230,6 +257,17 @@ def write_kubeconfig(path: Path, server: str, ca_file: Path, token: str, user: s
     return path
 
 
+class _ClusterDocker(DockerEngine):
+    """The cluster's own dockerd (testbed.docker's engine: own socket, data root and exec root,
+    no bridge, no iptables), with the cgroup driver the kubelet is configured for."""
+
+    name = "dockerd"
+    timeout = DockerEngine.start_timeout
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--exec-opt", "native.cgroupdriver=cgroupfs"]
+
+
 class Cluster:
     """dockerd, etcd, kube-apiserver, kube-controller-manager, kube-scheduler and a kubelet,
     all on loopback, state in ``directory`` (dockerd's exec-root in a short temp dir: unix
@@ -244,7 +282,9 @@ class Cluster:
         self.server = f"https://127.0.0.1:{self.apiserver_port}"
         self.admin_kubeconfig = self.directory / "admin.kubeconfig"
         self.reader_kubeconfig = self.directory / "opscheck.kubeconfig"
-        self.daemons: list[Daemon] = []
+        # the opscheck ServiceAccount's (deploy/kubernetes RBAC), written by install_rbac()
+        self.opscheck_kubeconfig = self.directory / "opscheck-sa.kubeconfig"
+        self.daemons: list[Daemon | _ClusterDocker] = []
         self.exec_root: Path | None = None
         self.docker_socket = ""
         self.timings: dict[str, float] = {}  # seconds per step of start()
@@ -281,34 +321,9 @@ class Cluster:
         self._write_auth()
         self.timings["pki"] = time.monotonic() - t0
 
-        self.exec_root = Path(tempfile.mkdtemp(prefix="k8s-", dir="/tmp"))
-        self.docker_socket = str(self.exec_root / "docker.sock")
-        data_root = self.directory / "docker"
-        docker = Daemon(
-            "dockerd",
-            [
-                _find("dockerd"),
-                "-H",
-                f"unix://{self.docker_socket}",
-                "--data-root",
-                str(data_root),
-                "--exec-root",
-                str(self.exec_root / "x"),
-                "--pidfile",
-                str(self.exec_root / "docker.pid"),
-                "--iptables=false",
-                "--ip6tables=false",
-                "--bridge=none",
-                "--ip-masq=false",
-                "--userland-proxy=false",
-                "--default-ulimit",
-                "nofile=20000:20000",
-                "--exec-opt",
-                "native.cgroupdriver=cgroupfs",
-            ],
-            logs / "dockerd.log",
-            self._docker_ping,
-        )
+        docker = _ClusterDocker(self.directory / "docker")
+        self.exec_root = docker.exec_root
+        self.docker_socket = str(docker.socket_path)
         etcd_port, peer_port = free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         etcd = Daemon(
@@ -475,7 +490,7 @@ class Cluster:
         )
         self._run(controller_manager, scheduler, kubelet)
 
-    def _run(self, *daemons: Daemon) -> None:
+    def _run(self, *daemons: Daemon | _ClusterDocker) -> None:
         """Launch ``daemons`` together, then wait for each (their start-ups overlap)."""
         t0 = time.monotonic()
         for daemon in daemons:
@@ -589,6 +604,98 @@ class Cluster:
         with urllib.request.urlopen(request, timeout=5, context=context) as response:
             return json.loads(response.read())
 
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        token: str | None = None,
+    ) -> Any:
+        """``method`` on ``path`` as admin (or with ``token``), ``body`` sent as JSON; parsed
+        JSON. An HTTP error raises KubernetesError with the apiserver's message."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.server + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {token or self.tokens['admin']}")
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            with contextlib.suppress(ValueError):
+                detail = json.loads(detail).get("message", detail)
+            raise KubernetesError(f"{method} {path}: {exc.code} {detail}") from exc
+
+    def apply(self, *objects: dict[str, Any] | str) -> None:
+        """``kubectl apply`` the objects (dicts, or YAML/JSON text) as admin."""
+        documents = [o if isinstance(o, str) else json.dumps(o) for o in objects]
+        # the leading "---" makes kubectl read a YAML stream (a JSON document is YAML); a
+        # stream starting with "{" is read as one JSON object
+        self.kubectl("apply", "-f", "-", stdin="---\n" + "\n---\n".join(documents))
+
+    def resource_path(self, obj: dict[str, Any]) -> str:
+        """The API path of ``obj`` (apiVersion, kind, metadata.name/namespace), by discovery."""
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        resources = self.api_get(base)["resources"]
+        found = next((r for r in resources if r["kind"] == kind and "/" not in r["name"]), None)
+        if found is None:
+            raise KubernetesError(f"{api_version} serves no {kind}")
+        meta = obj["metadata"]
+        namespace = meta.get("namespace", "default") if found["namespaced"] else None
+        scope = f"/namespaces/{namespace}" if namespace else ""
+        return f"{base}{scope}/{found['name']}/{meta['name']}"
+
+    def apply_status(self, obj: dict[str, Any]) -> Any:
+        """Write ``obj["status"]`` through the status subresource (a merge patch; kubectl 1.20
+        has no ``--subresource``): an Ingress's load balancer, a Certificate's conditions.
+        The object must exist; returns it as the apiserver answered."""
+        return self.api(
+            "PATCH",
+            self.resource_path(obj) + "/status",
+            {"status": obj["status"]},
+            content_type="application/merge-patch+json",
+        )
+
+    def wait_for(
+        self, predicate: Callable[[], T], timeout: float = 60.0, what: str = "the condition"
+    ) -> T:
+        """Poll ``predicate`` until it returns something true, and return that. Errors inside
+        it (an object not there yet) count as false; the last one is in the timeout message."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            try:
+                value = predicate()
+            except (KubernetesError, OSError, KeyError, IndexError, ValueError, TypeError) as exc:
+                last = f" (last: {exc})"
+            else:
+                if value:
+                    return value
+            if time.monotonic() > deadline:
+                raise KubernetesError(f"{what}: not after {timeout:g} s{last}")
+            time.sleep(0.2)
+
+    def install_rbac(self, manifest_dir: Path = MANIFESTS) -> Path:
+        """Apply the ServiceAccount ``opscheck/opscheck`` and its roles from ``manifest_dir``;
+        write a kubeconfig with the account's token (1.20 makes a token Secret for it) to
+        ``opscheck_kubeconfig`` and return it."""
+        self.apply(*((manifest_dir / name).read_text() for name in RBAC_FILES))
+
+        def token() -> str:
+            account = self.api_get("/api/v1/namespaces/opscheck/serviceaccounts/opscheck")
+            name = account["secrets"][0]["name"]
+            secret = self.api_get(f"/api/v1/namespaces/opscheck/secrets/{name}")
+            return base64.b64decode(secret["data"]["token"]).decode()
+
+        value = self.wait_for(token, 60, "the token Secret of ServiceAccount opscheck/opscheck")
+        return write_kubeconfig(
+            self.opscheck_kubeconfig, self.server, self.pki / "ca.crt", value, "opscheck"
+        )
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _write_auth(self) -> None:
@@ -602,14 +709,6 @@ class Cluster:
         path = self.directory / "tokens.csv"
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
-
-    def _docker_ping(self) -> bool:
-        connection = _UnixHTTPConnection(self.docker_socket)
-        try:
-            connection.request("GET", "/_ping")
-            return connection.getresponse().status == 200
-        finally:
-            connection.close()
 
     def _api_ok(self, path: str) -> bool:
         return _http_ok(self.server + path, cafile=self.pki / "ca.crt", token=self.tokens["admin"])

@@ -1,0 +1,179 @@
+"""The cluster checks (`kubectl cluster-info`, `kubectl get nodes`) against the real testbed
+cluster, run as opscheck's ServiceAccount (deploy/kubernetes RBAC): healthy, a node NotReady
+(kubelet frozen), a cordoned node, an account without rights, an API server that is not there
+or stops answering mid-run, a kubeconfig that is missing or names an unknown context."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opscheck.probes import kubernetes as probes
+from opscheck.testbed import free_port
+from opscheck.testbed.kubernetes import NODE, Cluster
+
+PATHS = ("suites/kubernetes/test_kubernetes_cluster.py",)
+CHECKS = 4
+
+
+def block(name: str, kubeconfig: Path | str, **keys: str) -> str:
+    extra = "".join(f'{key} = "{value}"\n' for key, value in keys.items())
+    return f'[[kubernetes]]\nname = "{name}"\nkubeconfig = "{kubeconfig}"\n{extra}\n'
+
+
+def said(result: dict[str, Any]) -> str:
+    return str(result.get("message") or result.get("reason") or "")
+
+
+def daemon(cluster: Cluster, name: str) -> Any:
+    return next(d for d in cluster.daemons if d.name == name)
+
+
+def node_ready(cluster: Cluster) -> str:
+    node = cluster.api_get(f"/api/v1/nodes/{NODE}")
+    return next(c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready")
+
+
+@pytest.fixture
+def frozen_kubelet(kube_cluster: Cluster) -> Iterator[Cluster]:
+    """The kubelet SIGSTOPped until the node controller marks the node Ready=Unknown (~5 s with
+    the testbed's 8 s grace period); resumed and Ready again afterwards."""
+    kubelet = daemon(kube_cluster, "kubelet")
+    kubelet.process.send_signal(signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 60
+        while node_ready(kube_cluster) == "True":
+            assert time.monotonic() < deadline, "the node stayed Ready with its kubelet frozen"
+            time.sleep(0.5)
+        yield kube_cluster
+    finally:
+        kubelet.process.send_signal(signal.SIGCONT)
+        kube_cluster.wait_node_ready(timeout=90)
+
+
+@pytest.fixture
+def cordoned(kube_cluster: Cluster) -> Iterator[Cluster]:
+    kube_cluster.kubectl("cordon", NODE)
+    try:
+        yield kube_cluster
+    finally:
+        kube_cluster.kubectl("uncordon", NODE)
+
+
+def test_healthy_cluster(suite, kube_cluster):
+    suite.run(block("prod", kube_cluster.opscheck_kubeconfig), paths=PATHS)
+    res = suite.results()
+    assert {n: r["outcome"] for n, r in res.items()} == dict.fromkeys(res, "passed"), {
+        n: said(r) for n, r in res.items()
+    }
+    assert len(res) == CHECKS
+    assert re.fullmatch(
+        r"Kubernetes v1\.20\.2 \(linux/\w+\)", res["test_kubernetes_reachable[prod]"]["measured"]
+    )
+    assert res["test_nodes_ready[prod]"]["measured"] == "1 node Ready"
+    assert res["test_node_conditions[prod]"]["measured"] == "1 node without pressure"
+    assert res["test_kubelet_versions[prod]"]["measured"] == (
+        "kubelet v1.20.2 (1 node); API server v1.20.2"
+    )
+
+
+def test_node_not_ready_when_its_kubelet_is_frozen(suite, frozen_kubelet):
+    suite.run(block("prod", frozen_kubelet.opscheck_kubeconfig), paths=PATHS)
+    res = suite.results()
+    result = res["test_nodes_ready[prod]"]
+    assert result["outcome"] == "failed"
+    assert re.fullmatch(r"prod: 1 of 1 node not Ready: localhost", said(result)), said(result)
+    assert re.search(r"localhost: Ready=Unknown \(NodeStatusUnknown, since \S+\)", str(res))
+
+
+def test_cordoned_node(suite, cordoned):
+    suite.run(block("prod", cordoned.opscheck_kubeconfig), paths=PATHS)
+    result = suite.results()["test_node_conditions[prod]"]
+    assert result["outcome"] == "failed"
+    assert "localhost: cordoned (SchedulingDisabled)" in said(result), said(result)
+
+
+def test_account_without_rights_is_told_what_to_grant(suite, kube_cluster):
+    """The testbed's `opscheck` user has a token and no role: /version answers (every account
+    may read it), the node list is refused with the RBAC rule to add."""
+    suite.run(block("bare", kube_cluster.reader_kubeconfig), paths=PATHS)
+    res = suite.results()
+    assert res["test_kubernetes_reachable[bare]"]["outcome"] == "passed"
+    for name in ("test_nodes_ready[bare]", "test_node_conditions[bare]"):
+        assert res[name]["outcome"] == "failed"
+        assert said(res[name]).startswith(
+            "bare: forbidden: grant list on nodes cluster-wide: nodes is forbidden: "
+            'User "opscheck" cannot list resource "nodes"'
+        ), said(res[name])
+
+
+def test_missing_kubeconfig_unknown_context_and_no_server(suite, kube_cluster, tmp_path):
+    dead = tmp_path / "dead.kubeconfig"
+    text = Path(kube_cluster.opscheck_kubeconfig).read_text()
+    dead.write_text(re.sub(r"https://127\.0\.0\.1:\d+", f"https://127.0.0.1:{free_port()}", text))
+    inventory = (
+        block("nofile", tmp_path / "absent.kubeconfig")
+        + block("noctx", kube_cluster.opscheck_kubeconfig, context="staging")
+        + block("dead", dead, timeout="3s")
+    )
+    started = time.monotonic()
+    suite.run(inventory, paths=PATHS)
+    assert time.monotonic() - started < 30
+    res = suite.results()
+    assert {r["outcome"] for r in res.values()} == {"failed"}
+    assert re.fullmatch(
+        r"nofile: unreachable: kubeconfig: ConfigException: Invalid kube-config file\. "
+        r"No configuration found\.",
+        said(res["test_kubernetes_reachable[nofile]"]),
+    ) or "absent.kubeconfig" in said(res["test_kubernetes_reachable[nofile]"]), said(
+        res["test_kubernetes_reachable[nofile]"]
+    )
+    assert "staging" in said(res["test_kubernetes_reachable[noctx]"])
+    assert re.search(
+        r"dead: unreachable: https://127\.0\.0\.1:\d+: GET /version: .*(refused|Errno 111)",
+        said(res["test_kubernetes_reachable[dead]"]),
+    ), said(res["test_kubernetes_reachable[dead]"])
+    assert said(res["test_nodes_ready[dead]"]).startswith("dead: unreachable")
+
+
+@pytest.mark.parametrize("concurrency", ["1", "16"], ids=["in the test", "measured ahead"])
+def test_api_server_frozen_mid_run_costs_one_timeout(suite, kube_cluster, monkeypatch, concurrency):
+    """The apiserver SIGSTOPped right after the connectivity check: the next check waits one
+    timeout and says the target stopped answering; the rest fail at once."""
+    apiserver = daemon(kube_cluster, "kube-apiserver")
+    # the module the suite imports now (`from opscheck.probes import kubernetes`): earlier
+    # in-process runs may have imported it anew after this file took its own reference
+    module = sys.modules["opscheck.probes"].kubernetes
+    measured = module.reachable
+
+    def reachable_then_freeze(kube: probes.Kube) -> Any:
+        answer = measured(kube)
+        apiserver.process.send_signal(signal.SIGSTOP)
+        return answer
+
+    monkeypatch.setattr(module, "reachable", reachable_then_freeze)
+    inventory = block("prod", kube_cluster.opscheck_kubeconfig, timeout="3s")
+    try:
+        started = time.monotonic()
+        suite.run(inventory, "", "--concurrency", concurrency, paths=PATHS)
+        elapsed = time.monotonic() - started
+    finally:
+        apiserver.process.send_signal(signal.SIGCONT)
+    res = suite.results()
+    assert elapsed < 8, f"{elapsed:.1f} s"  # one 3 s timeout, not one per check
+    print(f"frozen apiserver, concurrency {concurrency}: run {elapsed:.1f} s")
+    rest = {n: said(r) for n, r in res.items() if "reachable" not in n}
+    noticed = [n for n, m in rest.items() if "stopped answering mid-run" in m]
+    assert len(noticed) == 1, rest
+    assert re.search(r"prod: stopped answering mid-run: GET /api/v1/nodes: .*", rest[noticed[0]])
+    for name, message in rest.items():
+        if name not in noticed:
+            assert message.startswith("prod: unreachable (stopped answering in "), message
+    kube_cluster.wait_node_ready(timeout=90)
