@@ -145,20 +145,21 @@ def test_missing_kubeconfig_unknown_context_and_no_server(suite, kube_cluster, t
 
 @pytest.mark.parametrize("concurrency", ["1", "16"], ids=["in the test", "measured ahead"])
 def test_api_server_frozen_mid_run_costs_one_timeout(suite, kube_cluster, monkeypatch, concurrency):
-    """The apiserver SIGSTOPped right after the connectivity check: the next check waits one
-    timeout and says the target stopped answering; the rest fail at once."""
+    """The apiserver SIGSTOPped right after the client opened (``GET /version`` answered,
+    before any check listed anything, whatever order the checks are measured in): the first
+    check that lists waits one timeout and says the target stopped answering; the rest fail
+    at once."""
     apiserver = daemon(kube_cluster, "kube-apiserver")
-    # the module the suite imports now (`from opscheck.probes import kubernetes`): earlier
-    # in-process runs may have imported it anew after this file took its own reference
+    # the module the fixture calls now (`from opscheck.probes import kubernetes`)
     module = sys.modules["opscheck.probes"].kubernetes
-    measured = module.reachable
+    opened = module.open_client
 
-    def reachable_then_freeze(kube: probes.Kube) -> Any:
-        answer = measured(kube)
+    def open_then_freeze(target: Any, timeout: float) -> probes.Kube:
+        kube = opened(target, timeout)
         apiserver.process.send_signal(signal.SIGSTOP)
-        return answer
+        return kube
 
-    monkeypatch.setattr(module, "reachable", reachable_then_freeze)
+    monkeypatch.setattr(module, "open_client", open_then_freeze)
     inventory = block("prod", kube_cluster.opscheck_kubeconfig, timeout="3s")
     try:
         started = time.monotonic()
