@@ -77,7 +77,8 @@ class Run:
     def held(self, timeout: float = 60) -> str:
         """Wait until the run is held; the partial file it is about to rename."""
         deadline = time.monotonic() + timeout
-        while not self.at.exists():
+        # written by the held run: seen once created, read once written (not in between)
+        while not (self.at.exists() and self.at.read_text()):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 out = self.process.stdout.read() if self.process.stdout else ""
                 pytest.fail(f"the run was never held (exit {self.process.returncode}):\n{out}")
