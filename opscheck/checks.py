@@ -58,6 +58,28 @@ CHECKS: dict[str, Spec] = {
     "host.reachable_addresses": _state("the addresses in `reachable` accept a TCP connection"),
     "host.fail2ban": _state("fail2ban answers and runs at least one jail"),
     "host.fail2ban_banned": Spec("number", None, None, title="IPs a fail2ban jail bans now"),
+    # Network and processes. Counters are totals since boot until runs keep a history: any error
+    # is worth a look; drops (rx drops count frames of unknown protocols) take levels of yours.
+    "host.interfaces": _state("the interfaces named in `interfaces` exist and are up"),
+    "host.interface_errors": Spec("number", 0, None, title="errors of an interface since boot"),
+    "host.interface_drops": Spec("number", None, None, title="drops of an interface since boot"),
+    "host.listening": _state("no TCP port listens beyond those in `listening`"),
+    "host.processes": _state("the processes in `processes` run within their limits"),
+    # The operator's own commands (`[[host.commands]]`): levels are the entry's own.
+    "host.command_exit": _state("a command in `commands` exits with its expected status"),
+    "host.command_value": Spec("number", None, None, title="a number a command prints", min=None),
+    "host.command_value_seconds": Spec("duration", None, None, title="seconds a command prints"),
+    "host.command_value_bytes": Spec("size", None, None, title="bytes a command prints"),
+    "host.command_value_percent": _share(None, None, "a percentage a command prints"),
+    "host.command_lines": Spec("number", None, None, title="lines a command prints"),
+    "host.command_json": _state("JSON fields a command prints have their expected values"),
+    "host.command_json_limits": Spec(
+        "number", None, None, title="numeric JSON field a command prints", min=None
+    ),
+    "host.command_json_check": _state("a `json_checks` assertion on a command's JSON holds"),
+    "host.command_json_value": Spec(
+        "number", None, None, title="a `json_checks` number of a command's JSON", min=None
+    ),
     # Runbook: "Response times < 500ms average"; escalate at "> 2 seconds".
     "http.status": _state("the endpoint answers with the expected status"),
     "http.json": _state("JSON fields of the response have their expected values"),
@@ -65,6 +87,11 @@ CHECKS: dict[str, Spec] = {
         "number", None, None, title="numeric JSON field of a response", min=None
     ),
     "http.contains": _state("the response body contains the expected texts"),
+    "http.not_contains": _state("the response body contains none of the forbidden texts"),
+    "http.json_check": _state("a JSON check (JMESPath) of the response holds"),
+    "http.json_value": Spec(
+        "number", None, None, title="a number, aggregate or ratio of the JSON response", min=None
+    ),
     "http.latency_avg": Spec("duration", 0.3, 0.5, title="average response time over the samples"),
     "http.latency_p95": Spec("duration", 1.0, 2.0, title="95th percentile response time"),
     "http.tls_valid": _state("the TLS certificate verifies (chain, expiry, host name)"),
@@ -135,6 +162,20 @@ CHECKS: dict[str, Spec] = {
     # -size +100M` (rotate above 100 MB) and `du -sh /logs/*`.
     "logs.source": _state("the log files exist and can be read, or the journal answers"),
     "logs.pattern_lines": Spec("number", 0, None, title="lines matching a pattern in its window"),
+    # Runbooks: "error rate > 5 %", "4xx share", "success rate < 95 %"; "p95 response time",
+    # "top client IPs", "distinct users" from JSON access logs (computed on the log's host).
+    "logs.pattern_ratio": _share(
+        None, None, "share of a window's lines (or of another pattern's) matching a pattern"
+    ),
+    "logs.stat": Spec(
+        "number", None, None, title="a statistic of a JSON log field in its window", min=None
+    ),
+    "logs.stat_seconds": Spec(
+        "duration", None, None, title="a statistic of a JSON log field (a time) in its window"
+    ),
+    "logs.stat_bytes": Spec(
+        "size", None, None, title="a statistic of a JSON log field (a size) in its window"
+    ),
     "logs.file_size": Spec("size", 100e6, 1e9, title="size of a log file (rotate above 100 MB)"),
     "logs.dir_size": Spec("size", 1e9, 5e9, title="disk used by a folder holding log files"),
     # A file rotated daily holds at most ~24 h of lines; 26 h leaves the rotation job its run
@@ -152,6 +193,12 @@ CHECKS: dict[str, Spec] = {
         20, None, "how much smaller the newest backup is than the one before"
     ),
     "backup.integrity": _state("each file of the newest backup reads back whole"),
+    # Retention (`find /backups -name "*.dump" -mtime +30 -delete`, "Old backups cleaned up
+    # according to retention policy"): levels from the target's keep_daily and max_age_days.
+    "backup.retention_days_covered": Spec(
+        "number", None, None, "below", title="of the last keep_daily days, those with a backup"
+    ),
+    "backup.pruned": Spec("days", None, None, title="age of the oldest backup kept (pruning)"),
     "backup.restore": _state("the newest dump restores into a scratch database"),
     "backup.restore_rows": Spec(
         "number", None, None, "below", title="result of a query on the restored copy (min)"
@@ -241,4 +288,12 @@ CHECKS: dict[str, Spec] = {
     "kubernetes.cronjobs_suspended": _state("no CronJob is suspended"),
     "kubernetes.pvcs_bound": _state("persistent volume claims are Bound"),
     "kubernetes.pvc_used_pct": _share(80, 90, "space used of a mounted volume claim (exec df)"),
+    # WebSocket. Runbooks: `websocat wss://…` connects, answers a ping, replies to a message.
+    "websocket.handshake": _state("the server accepts the WebSocket handshake (101)"),
+    "websocket.ping_latency": Spec("duration", 0.2, 0.5, title="average ping→pong time"),
+    "websocket.reply": _state("the reply to the message sent holds the text expected"),
+    "websocket.tls_valid": _state("the TLS certificate verifies (chain, expiry, host name)"),
+    "websocket.cert_days": Spec(
+        "days", 30, 14, "below", title="days until the TLS certificate expires"
+    ),
 }

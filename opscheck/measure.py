@@ -51,6 +51,7 @@ IMPORTS = {
                 "prometheus_client.openmetrics.parser"),
     "docker": ("docker", "docker.tls", "requests", "urllib3"),
     "kubernetes": ("kubernetes.client", "kubernetes.config", "urllib3"),
+    "websocket": ("websockets.sync.client", "requests.utils", "cryptography.x509"),
 }  # fmt: skip
 
 

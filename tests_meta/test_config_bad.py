@@ -63,6 +63,78 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "",
         "inventory.toml: host[1].service: unknown key (did you mean 'services'?)",
     ),
+    # [[host.commands]]: the operator's own commands (suites/host/test_host_commands.py)
+    "command without run": (
+        HOST + '[[host.commands]]\nname = "upgrades"\n',
+        "",
+        "inventory.toml: host[0].commands[0].run: required key is missing",
+    ),
+    "command regex without a group": (
+        HOST + '[[host.commands]]\nname = "up"\nrun = "apt list"\nregex = "upgradable"\ncrit = 9\n',
+        "",
+        "inventory.toml: host[0].commands[0].regex: expected a regex with exactly one group around "
+        "the number, such as '(\\d+) upgradable', got 'upgradable' (0 groups)",
+    ),
+    "command number without levels": (
+        HOST + '[[host.commands]]\nname = "up"\nrun = "apt list"\nregex = "(\\\\d+) up"\n',
+        "",
+        "inventory.toml: host[0].commands[0]: expected warn and/or crit for a number printed by "
+        "the command (or leave out regex, unit and count to judge the exit status only)",
+    ),
+    "command json and levels": (
+        HOST + '[[host.commands]]\nname = "audit"\nrun = "npm audit --json"\njson = { ok = true }'
+        "\ncrit = 1\n",
+        "",
+        "inventory.toml: host[0].commands[0]: expected json/json_limits/json_checks or a number "
+        "(warn, crit, regex, unit, count), not both",
+    ),
+    "command json_checks levels crossed": (
+        HOST + '[[host.commands]]\nname = "audit"\nrun = "npm audit --json"\njson_checks = '
+        '[{ path = "metadata.vulnerabilities.high", warn = 5, crit = 1 }]\n',
+        "",
+        "inventory.toml: host[0].commands[0].json_checks[0]: warn 5 is above crit 1: warn must be "
+        "below crit",
+    ),
+    "command count not lines": (
+        HOST + '[[host.commands]]\nname = "big"\nrun = "ls"\ncount = "words"\ncrit = 1\n',
+        "",
+        "inventory.toml: host[0].commands[0].count: expected 'lines', got 'words'",
+    ),
+    "command exit status out of range": (
+        HOST + '[[host.commands]]\nname = "ls"\nrun = "ls"\nexpect_exit = [0, 256]\n',
+        "",
+        "inventory.toml: host[0].commands[0].expect_exit[1]: expected an exit status 0-255, "
+        "got 256",
+    ),
+    "command timeout beyond the limit": (
+        HOST + '[[host.commands]]\nname = "ls"\nrun = "ls"\ntimeout = "10m"\n',
+        "",
+        "inventory.toml: host[0].commands[0].timeout: expected a duration up to 4m (a check is "
+        "stopped after 5m), got '10m'",
+    ),
+    "command duplicate name": (
+        HOST + '[[host.commands]]\nname = "ls"\nrun = "ls"\n[[host.commands]]\nname = "ls"\n'
+        'run = "true"\n',
+        "",
+        "inventory.toml: host[0].commands: duplicate command 'ls' (entries 0 and 1; its name is "
+        "the test id)",
+    ),
+    "command warn past crit": (
+        HOST + '[[host.commands]]\nname = "n"\nrun = "echo 1"\nwarn = 10\ncrit = 5\n',
+        "",
+        "inventory.toml: host[0].commands[0]: warn 10 is above crit 5: warn must be below crit",
+    ),
+    "command unit unknown": (
+        HOST + '[[host.commands]]\nname = "n"\nrun = "echo 1"\nunit = "kg"\ncrit = 5\n',
+        "",
+        "inventory.toml: host[0].commands[0].unit: expected 'number', 'seconds', 'bytes' or "
+        "'percent', got 'kg'",
+    ),
+    "command unset variable in run": (
+        HOST + '[[host.commands]]\nname = "n"\nrun = "echo $HOME $(date) ${NOPE_UNSET}"\n',
+        "",
+        "inventory.toml: host[0].commands[0].run: environment variable NOPE_UNSET is not set",
+    ),
     "unknown key, known keys": (
         "[settings]\nretries = 3\n",
         "",
@@ -110,6 +182,63 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         HOST + "ports = [22, 1.5]\n",
         "",
         "inventory.toml: host[0].ports[1]: expected an integer or a string, got 1.5",
+    ),
+    "interface name with a space": (
+        HOST + 'interfaces = ["eth 0"]\n',
+        "",
+        "inventory.toml: host[0].interfaces[0]: expected a network interface name such as "
+        "'eth0', got 'eth 0'",
+    ),
+    "listener port out of range": (
+        HOST + "listening = [22, 70000]\n",
+        "",
+        "inventory.toml: host[0].listening[1]: expected a port 1-65535, got 70000",
+    ),
+    "listener with a host name": (
+        HOST + 'listening = ["localhost:5432"]\n',
+        "",
+        "inventory.toml: host[0].listening[0]: expected a port such as 22, or an address and "
+        "port such as '127.0.0.1:5432' or '[::1]:5432', got 'localhost:5432'",
+    ),
+    "IPv6 listener without brackets": (
+        HOST + 'listening = ["::1:5432"]\n',
+        "",
+        "inventory.toml: host[0].listening[0]: expected a port such as 22, or an address and "
+        "port such as '127.0.0.1:5432' or '[::1]:5432', got '::1:5432'",
+    ),
+    "process limit, misspelt key": (
+        HOST + 'processes = [{ name = "node", max_mem = "2GB" }]\n',
+        "",
+        "inventory.toml: host[0].processes[0].max_mem: unknown key (did you mean 'max_memory'?)",
+    ),
+    "process limit, size without a known unit": (
+        HOST + 'processes = [{ name = "node", max_memory = "2 gigs" }]\n',
+        "",
+        "inventory.toml: host[0].processes[0].max_memory: expected a size such as '512KB', "
+        "'10MB', '2GiB', got '2 gigs' (unknown unit 'gigs'; known: B, KB, MB, GB, TB, KiB, MiB, "
+        "GiB, TiB)",
+    ),
+    "process limit, zero CPU": (
+        HOST + 'processes = [{ name = "node", max_cpu = 0 }]\n',
+        "",
+        "inventory.toml: host[0].processes[0].max_cpu: expected a CPU share above zero such as "
+        "80 or '80%', got 0",
+    ),
+    "process limit, path for a name": (
+        HOST + 'processes = [{ name = "/usr/bin/node" }]\n',
+        "",
+        "inventory.toml: host[0].processes[0].name: expected a process name as `ps -o comm` "
+        "shows it, got '/usr/bin/node'",
+    ),
+    "process limit without a name": (
+        HOST + 'processes = [{ max_memory = "2GB" }]\n',
+        "",
+        "inventory.toml: host[0].processes[0].name: required key is missing",
+    ),
+    "process limit twice": (
+        HOST + 'processes = [{ name = "node" }, { name = "node", max_cpu = 50 }]\n',
+        "",
+        "inventory.toml: host[0].processes: duplicate process 'node' (entries 0 and 1)",
     ),
     "union field, scalar": (
         HTTP + "verify = 3\n",
@@ -262,6 +391,108 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "",
         "inventory.toml: http[0].json_limits.queue.wran: unknown key (did you mean 'warn'?)",
     ),
+    # issue 12: request bodies, not_contains, json_checks (JMESPath)
+    "json_body with GET": (
+        HTTP + 'json_body = { query = "x" }\n',
+        "",
+        'inventory.toml: http[0]: expected method = "POST", "PUT" or "PATCH" to send '
+        "json_body, got GET",
+    ),
+    "json_body and data": (
+        HTTP + 'method = "POST"\njson_body = { query = "x" }\ndata = "q=x"\n',
+        "",
+        "inventory.toml: http[0]: expected json_body or data (one request body), got both",
+    ),
+    "data not text": (
+        HTTP + 'method = "POST"\ndata = 3\n',
+        "",
+        "inventory.toml: http[0].data: expected a string, got 3",
+    ),
+    "params not a table": (
+        HTTP + 'params = "limit=5"\n',
+        "",
+        "inventory.toml: http[0].params: expected a table, got 'limit=5'",
+    ),
+    "params value a list": (
+        HTTP + 'params = { tag = ["a"] }\n',
+        "",
+        "inventory.toml: http[0].params.tag: expected a string, a number or a boolean "
+        "(true/false), got ['a']",
+    ),
+    "not_contains empty": (
+        HTTP + 'not_contains = [""]\n',
+        "",
+        "inventory.toml: http[0].not_contains: expected non-empty text (every body contains "
+        "''), got ''",
+    ),
+    "json_checks no path": (
+        HTTP + "[[http.json_checks]]\nempty = true\n",
+        "",
+        "inventory.toml: http[0].json_checks[0].path: required key is missing",
+    ),
+    "json_checks bad JMESPath": (
+        HTTP + '[[http.json_checks]]\npath = "items[?state == up"\nempty = true\n',
+        "",
+        "inventory.toml: http[0].json_checks[0].path: expected a JMESPath expression, got "
+        "'items[?state == up' (incomplete expression at character 19)",
+    ),
+    "json_checks nothing to check": (
+        HTTP + '[[http.json_checks]]\npath = "alerts"\n',
+        "",
+        "inventory.toml: http[0].json_checks[0]: expected what to check: equals, empty, any, "
+        "all, none, or warn/crit levels (with aggregate or of)",
+    ),
+    "json_checks two kinds": (
+        HTTP + '[[http.json_checks]]\npath = "alerts"\nempty = true\nall = "state == \'ok\'"\n',
+        "",
+        "inventory.toml: http[0].json_checks[0]: expected one of equals, empty, any, all, "
+        "none, got empty and all",
+    ),
+    "json_checks fact with levels": (
+        HTTP + '[[http.json_checks]]\npath = "alerts"\nempty = true\ncrit = 0\n',
+        "",
+        "inventory.toml: http[0].json_checks[0]: expected empty alone (a yes/no check) or "
+        "warn/crit levels, got empty with crit",
+    ),
+    "json_checks bad aggregate": (
+        HTTP + '[[http.json_checks]]\npath = "x"\naggregate = "median"\ncrit = 1\n',
+        "",
+        "inventory.toml: http[0].json_checks[0].aggregate: expected 'length', 'max', 'min', "
+        "'sum' or 'avg', got 'median'",
+    ),
+    "json_checks aggregate and of": (
+        HTTP + '[[http.json_checks]]\npath = "x"\naggregate = "sum"\nof = "y"\ncrit = 1\n',
+        "",
+        "inventory.toml: http[0].json_checks[0]: expected aggregate or of (a ratio of two "
+        "numbers), not both",
+    ),
+    "json_checks bad condition": (
+        HTTP + '[[http.json_checks]]\npath = "x"\nany = "state =="\n',
+        "",
+        "inventory.toml: http[0].json_checks[0].any: expected a JMESPath expression, got "
+        "'state ==' (incomplete expression at character 9)",
+    ),
+    "json_checks inverted": (
+        HTTP + '[[http.json_checks]]\npath = "x"\nwarn = 9\ncrit = 5\n',
+        "",
+        "inventory.toml: http[0].json_checks[0]: warn 9 is above crit 5: warn must be below crit",
+    ),
+    "json_checks level with unit": (
+        HTTP + '[[http.json_checks]]\npath = "x"\ncrit = "5 %"\n',
+        "",
+        "inventory.toml: http[0].json_checks[0].crit: expected a number, got '5 %'",
+    ),
+    "json_checks typo": (
+        HTTP + '[[http.json_checks]]\npath = "x"\ncrit = 5\ndirecton = "below"\n',
+        "",
+        "inventory.toml: http[0].json_checks[0].directon: unknown key (did you mean 'direction'?)",
+    ),
+    "json_checks aggregate without levels": (
+        HTTP + '[[http.json_checks]]\npath = "x"\naggregate = "max"\n',
+        "",
+        "inventory.toml: http[0].json_checks[0]: expected warn or crit levels to judge "
+        "aggregate by, got none",
+    ),
     "bad percent level": (
         HOST,
         '[host.disk_used_pct]\ncrit = "80 percent"\n',
@@ -301,7 +532,7 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         '[hosts.disk_used_pct]\ncrit = "80%"\n',
         "thresholds.toml: hosts: unknown component (did you mean 'host'? "
         "known: host, http, postgres, redis, sqlite, logs, backup, prometheus, alertmanager, "
-        "metrics, docker, kubernetes)",
+        "metrics, docker, kubernetes, websocket)",
     ),
     "check written as a key, not a table": (
         HOST,
@@ -737,9 +968,10 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "inventory.toml: http[0].url: expected an http:// or https:// URL, got 'http:///health'",
     ),
     "unknown method": (
-        HTTP + 'method = "PUT"\n',
+        HTTP + 'method = "DELETE"\n',
         "",
-        "inventory.toml: http[0].method: expected 'GET', 'HEAD' or 'POST', got 'PUT'",
+        "inventory.toml: http[0].method: expected 'GET', 'HEAD', 'POST', 'PUT' or 'PATCH', "
+        "got 'DELETE'",
     ),
     "status code out of range": (
         HTTP + "expect_status = [200, 600]\n",
@@ -1021,6 +1253,65 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "inventory.toml: docker[0]: expected socket with an ssh:// url only (the url names the "
         "socket)",
     ),
+    # -- websocket -------------------------------------------------------------------------
+    "websocket http:// url": (
+        '[[websocket]]\nname = "feed"\nurl = "http://app/ws"\n',
+        "",
+        "inventory.toml: websocket[0].url: expected a ws:// or wss:// URL, got 'http://app/ws'",
+    ),
+    "websocket password in the url": (
+        '[[websocket]]\nname = "feed"\nurl = "wss://ops:pw@app/ws"\n',
+        "",
+        "inventory.toml: websocket[0].url: expected a URL without user:password@ (send them in "
+        'headers, e.g. Authorization = "Basic ${WS_BASIC_AUTH}", or name the variable of a token '
+        "in bearer_token_env), got 'wss://***@app/ws'",
+    ),
+    "websocket expect and expect_regex": (
+        '[[websocket]]\nname = "feed"\nurl = "wss://app/ws"\nexpect = "ok"\nexpect_regex = "o+"\n',
+        "",
+        "inventory.toml: websocket[0]: expected expect (a text) or expect_regex, not both",
+    ),
+    "websocket expect_regex not a regex": (
+        '[[websocket]]\nname = "feed"\nurl = "wss://app/ws"\nexpect_regex = "("\n',
+        "",
+        "inventory.toml: websocket[0].expect_regex: expected a regular expression, got '(' "
+        "(missing ), unterminated subpattern at position 0)",
+    ),
+    "websocket negative pings": (
+        '[[websocket]]\nname = "feed"\nurl = "wss://app/ws"\npings = -1\n',
+        "",
+        "inventory.toml: websocket[0].pings: expected a number >= 0, got -1",
+    ),
+    "websocket empty send": (
+        '[[websocket]]\nname = "feed"\nurl = "wss://app/ws"\nsend = ""\n',
+        "",
+        "inventory.toml: websocket[0].send: expected a non-empty string, got ''",
+    ),
+    "websocket bearer_token_env not set": (
+        '[[websocket]]\nname = "feed"\nurl = "wss://app/ws"\n'
+        'bearer_token_env = "OPSCHECK_TEST_UNSET_WS_TOKEN"\n',
+        "",
+        "inventory.toml: websocket[0].bearer_token_env: environment variable "
+        "OPSCHECK_TEST_UNSET_WS_TOKEN is not set",
+    ),
+    "websocket bearer_token_env and an Authorization header": (
+        '[[websocket]]\nname = "feed"\nurl = "wss://app/ws"\nbearer_token_env = "HOME"\n'
+        'headers = { authorization = "Basic x" }\n',
+        "",
+        "inventory.toml: websocket[0]: expected bearer_token_env or an Authorization header, "
+        "not both",
+    ),
+    "websocket verify yes": (
+        '[[websocket]]\nname = "feed"\nurl = "wss://app/ws"\nverify = "yes"\n',
+        "",
+        "inventory.toml: websocket[0].verify: expected true, false or the path of a CA bundle, "
+        "got 'yes' (write true or false without quotes)",
+    ),
+    "websocket unknown key": (
+        '[[websocket]]\nname = "feed"\nurl = "wss://app/ws"\nsendd = "ping"\n',
+        "",
+        "inventory.toml: websocket[0].sendd: unknown key (did you mean 'send'?)",
+    ),
     "sqlite empty path": (
         '[[sqlite]]\nname = "app"\npath = ""\n',
         "",
@@ -1032,6 +1323,59 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "inventory.toml: sqlite[0].tables.orders.warn: expected a finite number, got inf",
     ),
     # -- logs ------------------------------------------------------------------------------
+    "logs ratio without levels": (
+        LOGS + '[[logs.patterns]]\nname = "e"\npattern = " 5\\\\d\\\\d "\nratio_of = "all"\n',
+        "",
+        "inventory.toml: logs[0].patterns[0]: a pattern with ratio_of is judged in percent: give "
+        'warn and/or crit (e.g. warn = 5 for 5 %; direction = "below" for a success rate)',
+    ),
+    "logs ratio_of unknown pattern": (
+        LOGS + '[[logs.patterns]]\nname = "requests"\npattern = "GET"\n'
+        '[[logs.patterns]]\nname = "e"\npattern = " 500 "\nratio_of = "request"\nwarn = 5\n',
+        "",
+        'inventory.toml: logs[0]: patterns[1].ratio_of: expected "all" or the name of another '
+        "pattern of this target, got 'request' (did you mean 'requests'? patterns: requests)",
+    ),
+    "logs ratio above 100 %": (
+        LOGS + '[[logs.patterns]]\nname = "e"\npattern = " 500 "\nratio_of = "all"\nwarn = 150\n',
+        "",
+        "inventory.toml: logs[0].patterns[0].warn: 150 % can never be reached: "
+        "logs.pattern_ratio is a share of capacity (0-100 %)",
+    ),
+    "logs stat unknown": (
+        LOGS + 'format = "json"\n[[logs.stats]]\nname = "latency"\nfield = "duration_ms"\n'
+        'stat = "p90"\nwarn = 500\n',
+        "",
+        "inventory.toml: logs[0].stats[0].stat: expected 'avg', 'median', 'p95', 'p99', 'max', "
+        "'min', 'sum', 'count' or 'distinct', got 'p90'",
+    ),
+    "logs stat without levels": (
+        LOGS + 'format = "json"\n[[logs.stats]]\nname = "latency"\nfield = "duration_ms"\n'
+        'stat = "p95"\n',
+        "",
+        "inventory.toml: logs[0].stats[0]: expected warn and/or crit (a stat without levels "
+        "cannot fail)",
+    ),
+    "logs stat on text logs": (
+        LOGS + '[[logs.stats]]\nname = "latency"\nfield = "duration_ms"\nstat = "p95"\n'
+        "warn = 500\n",
+        "",
+        "inventory.toml: logs[0]: stats[0]: stats read the fields of JSON lines: they apply to "
+        'path sources with format = "json"',
+    ),
+    "logs stat count without group_by": (
+        LOGS + 'format = "json"\n[[logs.stats]]\nname = "ips"\nstat = "count"\nwarn = 1000\n',
+        "",
+        'inventory.toml: logs[0].stats[0]: stat = "count" counts lines per group: give group_by '
+        '(e.g. group_by = "client_ip"); count lines with [[logs.patterns]]',
+    ),
+    "logs stat unit": (
+        LOGS + 'format = "json"\n[[logs.stats]]\nname = "latency"\nfield = "duration_ms"\n'
+        'stat = "p95"\nunit = "msec"\nwarn = 500\n',
+        "",
+        "inventory.toml: logs[0].stats[0].unit: expected 'number', 'ms', 's' or 'bytes', got "
+        "'msec'",
+    ),
     "log pattern matching every line": (
         LOGS + '[[logs.patterns]]\nname = "errors"\npattern = "ERROR|"\n',
         "",
@@ -1142,6 +1486,40 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "inventory.toml: backup[0].kind: expected 'auto', 'sqlite', 'tar', 'gzip', 'pg_custom' or "
         "'pg_plain', got 'zip'",
     ),
+    "backup keep_daily zero": (
+        FILES + "keep_daily = 0\n",
+        "",
+        "inventory.toml: backup[0].keep_daily: expected a number >= 1, got 0",
+    ),
+    "backup keep_daily misspelled": (
+        FILES + "keep_dialy = 7\n",
+        "",
+        "inventory.toml: backup[0].keep_dialy: unknown key (did you mean 'keep_daily'?)",
+    ),
+    "backup max_age_days as a duration": (
+        FILES + 'max_age_days = "30d"\n',
+        "",
+        "inventory.toml: backup[0].max_age_days: expected an integer, got '30d'",
+    ),
+    "backup max_age_days below keep_daily": (
+        FILES + "keep_daily = 7\nmax_age_days = 5\n",
+        "",
+        "inventory.toml: backup[0]: expected max_age_days (5) at least keep_daily (7): the "
+        "backups kept would be pruned",
+    ),
+    "backup retention on s3 without a date": (
+        S3 + "keep_daily = 7\n",
+        "",
+        "inventory.toml: backup[0]: keep_daily and max_age_days on s3 need a date in the prefix, "
+        "such as 'postgres/{date:%Y/%m/%d}/': one prefix per day (LastModified is the upload "
+        "time)",
+    ),
+    "backup retention on a month path": (
+        '[[backup]]\nname = "m"\npath = "/backups/{date:%Y-%m}/*.dump"\nmax_age_days = 30\n',
+        "",
+        "inventory.toml: backup[0]: keep_daily and max_age_days read the day back from the name: "
+        "expected {date:FMT} with year, month and day (%Y %m %d), got {date:%Y-%m}",
+    ),
     "restore query_timeout beyond the restore's": (
         RESTORE + 'timeout = "10m"\nquery_timeout = "1h"\n',
         "",
@@ -1237,7 +1615,33 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
     "journald_directory without a unit": (
         LOGS + 'journald_directory = "/var/log/journal"\n',
         "",
-        "inventory.toml: logs[0]: journald_directory applies to journald_unit only",
+        "inventory.toml: logs[0]: journald_directory applies to the journal (journald_unit, "
+        "journald_priority, journald_kernel) only",
+    ),
+    "journald_priority unknown": (
+        '[[logs]]\nname = "app"\njournald_priority = "errors"\n',
+        "",
+        "inventory.toml: logs[0].journald_priority: expected a journald priority: one of emerg, "
+        "alert, crit, err, warning, notice, info, debug or 0-7 (journalctl -p: that one and the "
+        "more severe), got 'errors'",
+    ),
+    "journald_priority out of range": (
+        '[[logs]]\nname = "app"\njournald_unit = "ssh"\njournald_priority = 8\n',
+        "",
+        "inventory.toml: logs[0].journald_priority: expected a journald priority: one of emerg, "
+        "alert, crit, err, warning, notice, info, debug or 0-7 (journalctl -p: that one and the "
+        "more severe), got 8",
+    ),
+    "journald_priority with a path": (
+        LOGS + 'journald_priority = "err"\n',
+        "",
+        "inventory.toml: logs[0]: journald_priority and journald_kernel read the journal (with "
+        "or without journald_unit), not path: one source per [[logs]] target",
+    ),
+    "journald_kernel not a boolean": (
+        '[[logs]]\nname = "app"\njournald_kernel = "yes"\n',
+        "",
+        "inventory.toml: logs[0].journald_kernel: expected true or false, got 'yes'",
     ),
     # -- thresholds ------------------------------------------------------------------------
     "threshold not a number": (
@@ -1264,9 +1668,8 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
     "threshold table for a whole component": (
         HOST,
         '[host]\ncrit = "90%"\n',
-        "thresholds.toml: host.crit: unknown check (did you mean 'host.uptime'? known: "
-        "host.cpu_busy_pct, host.disk_used_pct, host.fail2ban_banned, host.inode_used_pct, "
-        "host.load_per_core, host.log_dir_size, host.memory_used_pct, host.uptime)",
+        "thresholds.toml: host.crit: unknown check (did you mean 'host.uptime'? "
+        f"known: {HOST_CHECKS})",
     ),
     "threshold key repeated": (
         HOST,

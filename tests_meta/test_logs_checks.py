@@ -45,7 +45,11 @@ from opscheck.probes import _logscan as scanner
 from opscheck.probes import logs as probes
 from opscheck.testbed.sshd import Sshd, host_block, toml_value
 
-LOGS = ("suites/logs",)
+# The count and capacity checks; ratios and [[logs.stats]] (suites/logs/test_logs_ratios.py,
+# test_logs_stats.py) are tested in tests_meta/test_logs_stats.py.
+LOGS = tuple(
+    f"suites/logs/test_logs_{name}.py" for name in ("available", "capacity", "errors", "security")
+)
 HOUR = 3600.0
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
 
@@ -183,7 +187,7 @@ def test_healthy_logs_pass_every_check(suite, where, tmp_path):
         app / "api.log",
         info_lines(now, 40, 20 * HOUR)[:-5] + app_errors(now, 3) + info_lines(now, 5, 600),
     )
-    # Yesterday's rotated file is full of errors, but the path names api.log only.
+    # Yesterday's rotated file is full of errors, all of them before the window.
     write(app / "api.log.1", app_errors(now - 30 * HOUR, 50))
     backend = write(
         app / "backend.jsonl",
@@ -275,7 +279,9 @@ def test_healthy_logs_pass_every_check(suite, where, tmp_path):
     )
     # The detail is what an operator reads next: the share of lines and what repeats.
     detail = results["test_error_lines_within_limits[api/errors]"]["detail"]
-    assert re.match(rf"3 of \d+ lines \(\d.*%\) since .+ UTC; read .+ from 1 file: {api}\n", detail)
+    # api.log begins 20 h ago: the 24 h window reaches into api.log.1, whose errors are older
+    rotated = f"from 2 files: {api}, {api}.1"
+    assert re.match(rf"3 of \d+ lines \(\d.*%\) since .+ UTC; read .+ {rotated}\n", detail)
     assert detail.splitlines()[1:] == [
         "top messages, numbers, ids, addresses and times folded:",
         "      2  <time> ERROR upstream timed out after <n> ms (request_id=<hex>)",
@@ -574,43 +580,105 @@ def test_a_log_path_that_is_no_file_says_what_it_is(suite, where, tmp_path):
             )
 
 
-def test_rotated_files_are_read_only_when_the_path_names_them(suite, tmp_path):
+def test_rotated_copies_are_found_by_logrotates_names_newest_first(tmp_path):
+    now = time.time()
+    names = {  # name: hours since last written
+        "app.log.1": 1,
+        "app.log.2.gz": 25,
+        "app.log.10.gz": 240,
+        "app.log-20261128.gz": 49,
+        "app.log-2026112912": 30,
+        "app.log-2026-11-27.xz": 73,
+        "app.log.old": 2,  # not logrotate's
+        "app.log.1.gz.tmp": 2,
+        "app.log.bak.gz": 2,
+        "other.log.1": 2,
+    }
+    for name, hours in names.items():
+        (tmp_path / name).write_bytes(b"")
+        os.utime(tmp_path / name, (now - hours * HOUR, now - hours * HOUR))
+    (tmp_path / "app.log.3").mkdir()  # not a file
+    assert [Path(p).name for p in scanner.rotated_siblings(str(tmp_path / "app.log"))] == [
+        "app.log.1",
+        "app.log.2.gz",
+        "app.log-2026112912",
+        "app.log-20261128.gz",
+        "app.log-2026-11-27.xz",
+        "app.log.10.gz",
+    ]
+
+
+def test_rotated_copies_are_read_when_the_window_reaches_into_them(suite, tmp_path):
+    """logrotate's copies beside the file (``api.log.1``, ``api.log.2.gz``, dateext
+    ``web.log-20261129.gz``) are read, newest first, .gz decompressed on the host, as long as a
+    window reaches before the first line of the newer file; the older ones are left unread."""
     now = time.time()
     logs = tmp_path / "logs"
     write(logs / "api.log", app_errors(now, 5, HOUR))
     write(logs / "api.log.1", app_errors(now - 2 * HOUR, 7, 8 * HOUR))  # rotated 2 h ago
-    old = write(logs / "api.log.3", app_errors(now - 70 * HOUR, 9, HOUR))
-    os.utime(old, (now - 69 * HOUR, now - 69 * HOUR))  # last written three days ago
-    with gzip.open(logs / "api.log.2.gz", "wt") as packed:
-        packed.write("\n".join(app_errors(now - 10 * HOUR, 4, HOUR)))
-    pattern = ({"name": "errors", "pattern": "ERROR", "crit": 100},)
+    os.utime(logs / "api.log.1", (now - 2 * HOUR, now - 2 * HOUR))
+    # the window (24 h) begins inside this one: 4 errors in it, 3 from 30 h ago before it
+    packed = logs / "api.log.2.gz"
+    with gzip.open(packed, "wt") as out:
+        out.write("\n".join(app_errors(now - 30 * HOUR, 3, HOUR) + app_errors(now - 10 * HOUR, 4)))
+    os.utime(packed, (now - 10 * HOUR, now - 10 * HOUR))
+    old = logs / "api.log.3.gz"  # last written three days ago: past every window, never opened
+    old.write_bytes(b"not gzip at all")
+    os.utime(old, (now - 69 * HOUR, now - 69 * HOUR))
+    # dateext, and a current file emptied by the rotation a minute ago
+    write(logs / "web.log", [])
+    day = datetime.fromtimestamp(now - 3 * HOUR, UTC).strftime("%Y%m%d")
+    with gzip.open(logs / f"web.log-{day}.gz", "wt") as out:
+        out.write("\n".join(app_errors(now - 26 * HOUR, 2, HOUR) + app_errors(now - HOUR, 6)))
+    pattern = ({"name": "errors", "pattern": "ERROR", "crit": 10},)
+    recent = ({"name": "errors", "pattern": "ERROR", "crit": 10, "window": "30m"},)
     inventory = (
         logs_block("one", logs / "api.log", None, pattern)
         + logs_block("all", str(logs / "api.log*"), None, pattern)
-        + logs_block("json", str(logs / "*.jsonl"), None, pattern)
+        + logs_block("web", logs / "web.log", None, pattern)
+        + logs_block("recent", logs / "api.log", None, recent)
     )
-    suite.run(inventory, "", "-k", "error_lines or source_present", paths=LOGS)
+    suite.run(inventory, "", "-k", "error_lines", paths=LOGS)
     results = suite.results()
-    assert said(results.pop("test_log_source_present[json]")) == (
-        f"json: {logs}/*.jsonl: no file matches"
+    assert outcomes(results) == {
+        "test_error_lines_within_limits[one/errors]": "failed",
+        "test_error_lines_within_limits[all/errors]": "failed",
+        "test_error_lines_within_limits[web/errors]": "passed",
+        "test_error_lines_within_limits[recent/errors]": "passed",
+    }, {n: said(r) for n, r in results.items()}
+    one = results["test_error_lines_within_limits[one/errors]"]
+    assert one["message"] == "one: 16 lines matching ERROR in the last 24 h > crit 10"
+    assert (
+        one["detail"]
+        .splitlines()[0]
+        .endswith(f"from 3 files: {logs}/api.log, {logs}/api.log.1, {logs}/api.log.2.gz")
     )
-    assert said(results.pop("test_error_lines_within_limits[json/errors]")) == (
-        f"json: no log file matches {logs}/*.jsonl (see test_log_source_present)"
+    every = results["test_error_lines_within_limits[all/errors]"]
+    assert every["message"] == "all: 16 lines matching ERROR in the last 24 h > crit 10"
+    assert (
+        every["detail"]
+        .splitlines()[0]
+        .endswith(f"from 3 files: {logs}/api.log, {logs}/api.log.1, {logs}/api.log.2.gz")
     )
-    assert outcomes(results) == dict.fromkeys(results, "passed"), results
-    assert results["test_error_lines_within_limits[one/errors]"]["measured"] == (
-        "5 lines matching ERROR in the last 24 h"
+    web = results["test_error_lines_within_limits[web/errors]"]
+    assert web["measured"] == "6 lines matching ERROR in the last 24 h"
+    assert (
+        web["detail"]
+        .splitlines()[0]
+        .endswith(f"from 2 files: {logs}/web.log, {logs}/web.log-{day}.gz")
     )
-    assert results["test_error_lines_within_limits[all/errors]"]["measured"] == (
-        "12 lines matching ERROR in the last 24 h"
+    # the window of 30 minutes begins after api.log's first line: no rotated copy is opened
+    recent_errors = results["test_error_lines_within_limits[recent/errors]"]
+    assert recent_errors["detail"].splitlines()[0].endswith(f"from 1 file: {logs}/api.log")
+    # A corrupt archive in the window is said, not passed over.
+    packed.write_bytes(gzip.compress(b"x" * 1000)[:10] + bytes(range(256)))
+    os.utime(packed, (now - 10 * HOUR, now - 10 * HOUR))
+    suite.run(
+        logs_block("one", logs / "api.log", None, pattern), "", "-k", "error_lines", paths=LOGS
     )
-    detail = results["test_error_lines_within_limits[all/errors]"]["detail"].splitlines()
-    assert detail[0].endswith(f"from 2 files: {logs}/api.log, {logs}/api.log.1")
-    assert detail[1] == f"compressed, not read: {logs}/api.log.2.gz"
-    assert re.fullmatch(
-        rf"{re.escape(str(logs))}/api.log\*: 4 files, \d+\.\d KB, last written .+ ago",
-        results["test_log_source_present[all]"]["measured"],
-    )
+    broken = suite.results()["test_error_lines_within_limits[one/errors]"]
+    assert broken["outcome"] == "failed"
+    assert said(broken).startswith(f"one: cannot read {logs}/api.log.2.gz: cannot decompress: ")
 
 
 def test_date_templated_path_reads_the_days_of_each_window(suite, tmp_path):
@@ -1393,6 +1461,145 @@ def test_unreadable_journal_skips_with_the_reason(suite, tmp_path, monkeypatch):
     }
 
 
+def journal_of(directory: Path, entries: list[dict[str, Any]]) -> Path:
+    """A real journal file of entries given as their fields (``t`` their time): units' entries
+    and the kernel's (``_TRANSPORT=kernel``), written by systemd-journal-remote."""
+    if not Path(JOURNAL_REMOTE).exists():
+        pytest.skip("systemd-journal-remote is not installed (scripts/setup-system.sh installs it)")
+    directory.mkdir(parents=True, exist_ok=True)
+    export = b""
+    for fields in entries:
+        usec = int(fields["t"] * 1e6)
+        export += (
+            f"__REALTIME_TIMESTAMP={usec}\n__MONOTONIC_TIMESTAMP={usec}\n"
+            "_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=web1\n"
+        ).encode()
+        export += "".join(f"{k}={v}\n" for k, v in fields.items() if k != "t").encode() + b"\n"
+    source_file = directory.parent / "entries.export"
+    source_file.write_bytes(export)
+    subprocess.run(
+        [JOURNAL_REMOTE, f"--output={directory}/remote.journal", str(source_file)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return directory
+
+
+def unit_entry(t: float, unit: str, priority: int, message: str) -> dict[str, Any]:
+    return {
+        "t": t,
+        "_SYSTEMD_UNIT": f"{unit}.service",
+        "_TRANSPORT": "syslog",
+        "SYSLOG_IDENTIFIER": unit,
+        "PRIORITY": priority,
+        "MESSAGE": message,
+    }
+
+
+def kernel_entry(t: float, priority: int, message: str) -> dict[str, Any]:
+    return {
+        "t": t,
+        "_TRANSPORT": "kernel",
+        "SYSLOG_IDENTIFIER": "kernel",
+        "PRIORITY": priority,
+        "MESSAGE": message,
+    }
+
+
+def test_journald_priority_over_the_whole_journal_and_the_kernel(suite, where, tmp_path):
+    """journalctl -p err over every unit; -k (the kernel) alone; a unit and the kernel."""
+    now = time.time()
+    entries = [unit_entry(now - 30 * HOUR, "nginx", 3, "old error, before the window")]
+    entries += [
+        unit_entry(now - 3000 + i, "ssh", 6, "Accepted publickey for deploy") for i in range(4)
+    ]
+    entries += [
+        unit_entry(now - 2000 + i, "ssh", 3, "error: kex_exchange_identification") for i in range(2)
+    ]
+    entries += [
+        unit_entry(now - 1500 + i, "nginx", 3, f"connect() failed (111) upstream {i}")
+        for i in range(3)
+    ]
+    entries += [unit_entry(now - 1400, "nginx", 4, "an upstream response is buffered")]
+    entries += [kernel_entry(now - 1000, 2, "Out of memory: Killed process 4242 (node)")]
+    entries += [kernel_entry(now - 900 + i, 6, "eth0: link up") for i in range(2)]
+    directory = journal_of(tmp_path / "journal", entries)
+    anything = {"name": "errors", "pattern": "."}
+    block = (
+        logs_block(
+            "all",
+            None,
+            where.host,
+            ({**anything, "crit": 4},),
+            journald_priority="err",
+            journald_directory=str(directory),
+        )
+        + logs_block(
+            "kernel",
+            None,
+            where.host,
+            ({"name": "oom", "pattern": "Out of memory", "crit": 0},),
+            journald_kernel=True,
+            journald_directory=str(directory),
+        )
+        + logs_block(
+            "ssh",
+            None,
+            where.host,
+            ({**anything, "crit": 5},),
+            journald_unit="ssh",
+            journald_kernel=True,
+            journald_priority=3,
+            journald_directory=str(directory),
+        )
+        + logs_block(
+            "quiet",
+            None,
+            where.host,
+            ({**anything, "warn": 0},),
+            journald_priority="emerg",
+            journald_directory=str(directory),
+        )
+    )
+    suite.run(where.inventory(block), "", "-k", "present or error_lines", paths=LOGS)
+    results = suite.results()
+    assert outcomes(results) == {
+        **{f"test_log_source_present[{t}]": "passed" for t in ("all", "kernel", "ssh", "quiet")},
+        "test_error_lines_within_limits[all/errors]": "failed",
+        "test_error_lines_within_limits[kernel/oom]": "failed",
+        "test_error_lines_within_limits[ssh/errors]": "passed",
+        "test_error_lines_within_limits[quiet/errors]": "passed",
+    }, {n: said(r) for n, r in results.items()}
+    measured = {n: r["measured"] for n, r in results.items()}
+    since = r"entries since \d{4}-\d\d-\d\d \d\d:\d\d UTC"
+    assert re.fullmatch(
+        rf"journal at err or above: 6 {since}", measured["test_log_source_present[all]"]
+    )
+    assert re.fullmatch(rf"kernel messages: 3 {since}", measured["test_log_source_present[kernel]"])
+    assert re.fullmatch(
+        rf"journal of ssh and the kernel at err or above: 3 {since}",
+        measured["test_log_source_present[ssh]"],
+    )
+    errors = results["test_error_lines_within_limits[all/errors]"]
+    assert errors["message"] == "all: 6 lines matching . in the last 24 h > crit 4"
+    assert errors["detail"].splitlines()[0].endswith("from journal at err or above")
+    assert errors["detail"].splitlines()[2:] == [
+        "      3  connect() failed (<n>) upstream <n>",
+        "      2  error: kex_exchange_identification",
+        "      1  Out of memory: Killed process <n> (node)",
+    ]
+    assert results["test_error_lines_within_limits[kernel/oom]"]["message"] == (
+        "kernel: 1 line matching Out of memory in the last 24 h > crit 0"
+    )
+    assert measured["test_error_lines_within_limits[ssh/errors]"] == (
+        "3 lines matching . in the last 24 h"
+    )
+    assert measured["test_error_lines_within_limits[quiet/errors]"] == (
+        "0 lines matching . in the last 24 h"
+    )
+
+
 def bare_path(tmp_path: Path, python: bool = True) -> Path:
     """A PATH of a host that has only python3 (if asked) and timeout: no journalctl, no
     fail2ban-client."""
@@ -1528,6 +1735,17 @@ BAD_LOGS = {
         'path = "/x.log"\n[[logs.patterns]]\nname = "x"\npattern = "A"\n'
         '[[logs.patterns]]\nname = "x"\npattern = "B"\n',
         "logs[0]: duplicate pattern name 'x' (it becomes the test id)",
+    ),
+    "journald priority unknown": (
+        'journald_priority = "verbose"\n',
+        "logs[0].journald_priority: expected a journald priority: one of emerg, alert, crit, "
+        "err, warning, notice, info, debug or 0-7 (journalctl -p: that one and the more "
+        "severe), got 'verbose'",
+    ),
+    "journald kernel beside a container": (
+        'journald_kernel = true\ndocker = { target = "d", container = "api" }\n',
+        "logs[0]: journald_priority and journald_kernel read the journal (with or without "
+        "journald_unit), not docker: one source per [[logs]] target",
     ),
     "unknown host": (
         'path = "/x.log"\nhost = "web9"\n',

@@ -17,7 +17,9 @@ from opscheck import config as cfg
 from opscheck.testbed.docker import COMPOSE_PROJECT, COMPOSE_SERVICE, DockerEngine
 from opscheck.testbed.sshd import toml_value
 
-LOGS = ("suites/logs",)
+LOGS = tuple(  # not the ratio and stats suites (file sources only: they skip here)
+    f"suites/logs/test_logs_{name}.py" for name in ("available", "capacity", "errors", "security")
+)
 OLD_LINE_AGE = 12.0  # seconds the api container waits after its first (out-of-window) line
 # The api service's first container: one error line, then (12 s later) the lines counted.
 API_1 = (

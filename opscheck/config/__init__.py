@@ -32,13 +32,14 @@ from .http import HttpTarget, JsonValue
 from .inventory import COMPONENT_MODELS, COMPONENTS, Inventory, Settings
 from .kubernetes import KubernetesTarget
 from .loading import Config, load, secret
-from .logs import LOG_PRESETS, LogPattern, LogsTarget, window_seconds
+from .logs import LOG_PRESETS, LogPattern, LogsTarget, LogStat, window_seconds
 from .metrics import MetricLimit, MetricsTarget
 from .postgres import Dsn, PostgresTarget, SqlQuery
 from .prometheus import QUERY_UNITS, PrometheusTarget, PromQuery
 from .redis import QUEUE_LAYOUTS, RedisQueue, RedisTarget
 from .sqlite import SqliteTarget, table_levels
 from .thresholds import Threshold
+from .websocket import WebsocketTarget
 
 __all__ = [
     "COMPONENTS",
@@ -64,6 +65,7 @@ __all__ = [
     "Limit",
     "LimitWithTargets",
     "LogPattern",
+    "LogStat",
     "LogsTarget",
     "MetricLimit",
     "MetricsTarget",
@@ -83,6 +85,7 @@ __all__ = [
     "Strict",
     "Target",
     "Threshold",
+    "WebsocketTarget",
     "load",
     "redact",
     "secret",

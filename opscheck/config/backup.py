@@ -25,6 +25,7 @@ from .base import (
 )
 from .postgres import Dsn
 
+MAX_RETENTION_DAYS = 366
 BackupKind = Literal["auto", "sqlite", "tar", "gzip", "pg_custom", "pg_plain"]
 # Bracket expressions of a glob stay unquoted in the listing command: only these characters.
 _GLOB_CLASS = re.compile(r"\[!?[A-Za-z0-9_.-]+\]")
@@ -124,6 +125,9 @@ class BackupTarget(Target):
     # Integrity checks read whole files: the time all of one backup's checks may take.
     verify_timeout: Annotated[float, at_most("4m", CHECK_LIMIT)] = 240.0
     restore: RestoreTest | None = None
+    # Retention: each of the last N days has a backup; none is older than M days (pruned).
+    keep_daily: Annotated[int, Field(ge=1, le=MAX_RETENTION_DAYS)] | None = None
+    max_age_days: Annotated[int, Field(ge=1, le=10 * 366)] | None = None
 
     @field_validator("path")
     @classmethod
@@ -143,6 +147,13 @@ class BackupTarget(Target):
         return path
 
     def inline_levels(self) -> Iterator[InlineLevels]:
+        if self.keep_daily is not None:
+            limit = NumberLimit(crit=self.keep_daily, direction="below")
+            key = "backup.retention_days_covered"
+            yield InlineLevels(key, (), limit, {"crit": "keep_daily"})
+        if self.max_age_days is not None:
+            limit = NumberLimit(crit=self.max_age_days, direction="above")
+            yield InlineLevels("backup.pruned", (), limit, {"crit": "max_age_days"})
         for index, query in enumerate(self.restore.queries if self.restore else []):
             if query.min is not None:
                 # At least `min` rows: crit below it, as the restore test judges it.
@@ -156,4 +167,39 @@ class BackupTarget(Target):
             raise ValueError("expected exactly one of path (files on a host) or s3 (a bucket)")
         if self.host is not None and self.s3 is not None:
             raise ValueError("host applies to path only (s3 is reached from this machine)")
+        if self.keep_daily is not None or self.max_age_days is not None:
+            _retention_dates(self)
         return self
+
+
+# The strftime fields a backup's day can be read back from.
+_DAY_FIELDS = {"%Y", "%y", "%m", "%d", "%j", "%b", "%H", "%M", "%S", "%%"}
+
+
+def _retention_dates(target: BackupTarget) -> None:
+    """Retention reads each backup's day from its name (the path's or prefix's ``{date:...}``)
+    or, for files without a date in the path, from their modification time."""
+    if (
+        target.keep_daily is not None
+        and target.max_age_days is not None
+        and target.max_age_days < target.keep_daily
+    ):
+        raise ValueError(
+            f"expected max_age_days ({target.max_age_days}) at least keep_daily "
+            f"({target.keep_daily}): the backups kept would be pruned"
+        )
+    written = target.s3.prefix if target.s3 is not None else str(target.path)
+    formats = [m or "%Y-%m-%d" for m in re.findall(r"\{date(?::([^}]*))?\}", written)]
+    if target.s3 is not None and not formats:
+        raise ValueError(
+            "keep_daily and max_age_days on s3 need a date in the prefix, such as "
+            "'postgres/{date:%Y/%m/%d}/': one prefix per day (LastModified is the upload time)"
+        )
+    for fmt in formats:
+        fields = set(re.findall(r"%.", fmt))
+        day = {"%Y", "%m", "%d"} <= fields or {"%Y", "%j"} <= fields or {"%y", "%m", "%d"} <= fields
+        if not day or not fields <= _DAY_FIELDS:
+            raise ValueError(
+                f"keep_daily and max_age_days read the day back from the name: expected "
+                f"{{date:FMT}} with year, month and day (%Y %m %d), got {{date:{fmt}}}"
+            )

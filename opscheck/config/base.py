@@ -108,6 +108,18 @@ class Limit(Strict):
     direction: Direction | None = None
 
 
+def given_levels(entry: BaseModel, seconds: bool) -> Limit:
+    """The ``warn``/``crit``/``direction`` an inventory entry wrote, as its key's kind parses
+    them: with ``seconds``, a bare number is seconds (``units`` asks durations for a unit)."""
+    given = entry.model_fields_set & {"warn", "crit", "direction"}
+    values = {field: getattr(entry, field) for field in given}
+    for level in ("warn", "crit"):
+        value = values.get(level)
+        if seconds and isinstance(value, int | float):
+            values[level] = f"{value!r}s"
+    return Limit(**values)
+
+
 class LimitWithTargets(Limit):
     targets: dict[str, Limit] = Field(default_factory=dict)
 

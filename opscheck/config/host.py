@@ -5,13 +5,16 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from .base import Target, at_most, unique
+from .base import InlineLevels, Target, at_most, unique
+from .commands import HostCommand
+from .host_net import Interface, Listener, ProcessLimit
 
 BACKENDS = ("local", "ssh", "paramiko", "docker", "podman", "kubectl", "ansible", "winrm")
 # Files a testinfra URI may name in its query (`ssh://web1?ssh_identity_file=~/.ssh/ops`).
@@ -111,6 +114,17 @@ class HostTarget(Target):
         float, at_most("30s", "the check holds a command on the host open that long")
     ] = 1.0
     fail2ban: bool = False  # `fail2ban-client status`: the server answers, its jails and bans
+    # Network and processes (opscheck.probes.host_net): interfaces up and their counters, no
+    # TCP listener beyond `listening` (when set), per-process limits.
+    interfaces: Annotated[list[Interface], unique("interface")] = Field(default_factory=list)
+    listening: Annotated[list[Listener], unique("listener")] = Field(default_factory=list)
+    processes: Annotated[list[ProcessLimit], unique("process", key=lambda p: p.name)] = Field(
+        default_factory=list
+    )
+    # The operator's own read-only commands (opscheck.probes.host_commands), one test each.
+    commands: Annotated[
+        list[HostCommand], unique("command", "its name is the test id", key=lambda c: c.name)
+    ] = Field(default_factory=list)
 
     @field_validator("uri")
     @classmethod
@@ -151,3 +165,7 @@ class HostTarget(Target):
         if value is not None and uri.startswith("local://"):
             raise ValueError(f"expected uri = 'ssh://…' for this key, got uri = {uri!r}")
         return value
+
+    def inline_levels(self) -> Iterator[InlineLevels]:
+        for index, command in enumerate(self.commands):
+            yield from command.inline_levels(index)

@@ -6,12 +6,20 @@ import os
 import re
 import ssl
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from . import urls
 from .base import InlineLevels, NumberLimit, Target, Texts, unique
+from .json_checks import JsonCheck, json_check_levels
 
 JsonValue = str | int | float | bool
 
@@ -52,13 +60,19 @@ def _header_value(value: str) -> str:
 
 class HttpTarget(Target):
     url: str
-    method: Literal["GET", "HEAD", "POST"] = "GET"
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH"] = "GET"
+    # The request: query parameters and a body (JSON or text) for POST, PUT or PATCH.
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    json_body: dict[str, Any] | list[Any] | None = None
+    data: str | None = None
     expect_status: Annotated[list[Annotated[int, AfterValidator(_status)]], unique("status")] = (
         Field(default_factory=list)
     )
     contains: Texts = Field(default_factory=list)
+    not_contains: Texts = Field(default_factory=list)
     json_fields: dict[str, JsonValue] = Field(default_factory=dict, alias="json")
     json_limits: dict[str, NumberLimit] = Field(default_factory=dict)
+    json_checks: list[JsonCheck] = Field(default_factory=list)  # JMESPath assertions
     headers: dict[
         Annotated[str, AfterValidator(_header_name)], Annotated[str, AfterValidator(_header_value)]
     ] = Field(default_factory=dict)
@@ -79,7 +93,7 @@ class HttpTarget(Target):
         )
         return url
 
-    @field_validator("contains")
+    @field_validator("contains", "not_contains")
     @classmethod
     def _texts(cls, texts: list[str]) -> list[str]:
         if "" in texts:
@@ -125,6 +139,17 @@ class HttpTarget(Target):
             )
         return tls
 
+    @model_validator(mode="after")
+    def _body_with_method(self) -> HttpTarget:
+        if self.json_body is not None and self.data is not None:
+            raise ValueError("expected json_body or data (one request body), got both")
+        if (self.json_body is not None or self.data is not None) and self.method in ("GET", "HEAD"):
+            which = "json_body" if self.json_body is not None else "data"
+            raise ValueError(
+                f'expected method = "POST", "PUT" or "PATCH" to send {which}, got {self.method}'
+            )
+        return self
+
     @property
     def checks_tls(self) -> bool:
         return self.tls if self.tls is not None else self.url.startswith("https://")
@@ -132,3 +157,4 @@ class HttpTarget(Target):
     def inline_levels(self) -> Iterator[InlineLevels]:
         for path, limit in self.json_limits.items():
             yield InlineLevels("http.json_limits", ("json_limits", path), limit)
+        yield from json_check_levels("http.json_value", ("json_checks",), self.json_checks)

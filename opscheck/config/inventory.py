@@ -30,6 +30,7 @@ from .postgres import PostgresTarget
 from .prometheus import PrometheusTarget
 from .redis import RedisTarget
 from .sqlite import SqliteTarget
+from .websocket import WebsocketTarget
 
 # Component name -> its target model: `[[host]]` tables validate as HostTarget. The name is also
 # the pytest marker, the suites/ folder and the first part of its check keys and check ids.
@@ -46,6 +47,7 @@ COMPONENT_MODELS: dict[str, type[Target]] = {
     "metrics": MetricsTarget,
     "docker": DockerTarget,
     "kubernetes": KubernetesTarget,
+    "websocket": WebsocketTarget,
 }
 COMPONENTS = tuple(COMPONENT_MODELS)
 

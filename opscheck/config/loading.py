@@ -30,7 +30,7 @@ _ENV_REF = re.compile(rf"\$\{{(?P<name>{_VARIABLE})\}}")
 _DOLLAR = re.compile(rf"\$\$|\$\{{(?P<name>[^}}]*)\}}?|\$(?P<bare>{_VARIABLE})")
 # Values with a $ syntax of their own (SQL dollar quotes and $1, a regex's end of line): only
 # ${VAR} is replaced in them.
-_OWN_DOLLAR = ("sql", "pattern")
+_OWN_DOLLAR = ("sql", "pattern", "run", "regex")  # run: a shell command ($1, $(...))
 
 
 @dataclass

@@ -14,6 +14,7 @@ from opscheck import units
 from .base import (
     CHECK_LIMIT,
     InlineLevels,
+    Limit,
     Name,
     NumberLimit,
     Strict,
@@ -102,6 +103,8 @@ class LogPattern(NumberLimit):
     level: Texts = Field(default_factory=list)  # JSON lines and journald only
     window: str = "24h"  # "24h", "4h", "7d" ... or "today" (since 00:00 UTC)
     category: Literal["errors", "security"] | None = None  # default: the preset's, else errors
+    # Judged as a share, in percent: of all lines in the window, or of another pattern's lines.
+    ratio_of: str | None = Field(default=None, min_length=1)
 
     @field_validator("pattern")
     @classmethod
@@ -146,6 +149,15 @@ class LogPattern(NumberLimit):
     def _something_to_match(self) -> LogPattern:
         if self.pattern is None and self.preset is None and not self.level:
             raise ValueError("expected at least one of pattern, preset or level")
+        return self
+
+    @model_validator(mode="after")
+    def _ratio_levels(self) -> LogPattern:
+        if self.ratio_of is not None and not self.model_fields_set & {"warn", "crit"}:
+            raise ValueError(
+                "a pattern with ratio_of is judged in percent: give warn and/or crit (e.g. "
+                'warn = 5 for 5 %; direction = "below" for a success rate)'
+            )
         return self
 
     @property
@@ -223,6 +235,137 @@ class KubernetesLogs(Strict):
         return f"pod {self.namespace}/{self.pod}"
 
 
+PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+_PRIORITY_ALIASES = {"error": "err", "warn": "warning", "critical": "crit", "emergency": "emerg"}
+
+
+def journal_priority(value: object) -> object:
+    """A journald priority as journalctl -p takes it: a name (emerg .. debug, or error, warn,
+    critical) or its number 0-7, normalized to the name; anything else refused by name."""
+    if value is None:
+        return None
+    text = str(value).strip().lower() if isinstance(value, (str, int)) else ""
+    if isinstance(value, bool):
+        text = ""
+    if text.isdigit() and int(text) < len(PRIORITIES):
+        return PRIORITIES[int(text)]
+    text = _PRIORITY_ALIASES.get(text, text)
+    if text in PRIORITIES:
+        return text
+    raise ValueError(
+        f"expected a journald priority: one of {', '.join(PRIORITIES)} or 0-7 (journalctl -p: "
+        f"that one and the more severe), got {value!r}"
+    )
+
+
+STAT_UNITS: dict[str, str] = {  # a stat's unit: the check key judging it
+    "number": "logs.stat",
+    "ms": "logs.stat_seconds",
+    "s": "logs.stat_seconds",
+    "bytes": "logs.stat_bytes",
+}
+_FIELD = r"^[^.\s]+(?:\.[^.\s]+)*$"  # `duration_ms`, or a nested `http.status`
+
+
+class LogStat(Limit):
+    """``[[logs.stats]]``: a statistic of a field of the JSON lines in the window (``avg``,
+    ``median``, ``p95``, ``p99``, ``max``, ``min``, ``sum`` of a number; ``distinct`` values;
+    ``count`` of lines per group), computed on the host by the scanner; with ``group_by``, per
+    group: the top groups judged and listed."""
+
+    name: Name
+    field: str | None = Field(default=None, pattern=_FIELD)
+    stat: Literal["avg", "median", "p95", "p99", "max", "min", "sum", "count", "distinct"]
+    group_by: str | None = Field(default=None, pattern=_FIELD)
+    top: int = Field(default=5, ge=1, le=50)  # groups judged and listed
+    pattern: str | None = Field(default=None, min_length=1)  # only the lines matching it
+    window: str = "24h"
+    unit: Literal["number", "ms", "s", "bytes"] = "number"
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, pattern: str | None) -> str | None:
+        return LogPattern._regex(pattern)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, window: str) -> str:
+        return LogPattern._window(window)
+
+    @field_validator("warn", "crit")
+    @classmethod
+    def _no_boolean(cls, level: object) -> object:
+        if isinstance(level, bool):
+            raise ValueError(f"expected a number or a quantity such as '500ms', got {level!r}")
+        return level
+
+    @model_validator(mode="after")
+    def _complete(self) -> LogStat:
+        if self.field is None and self.stat != "count":
+            raise ValueError(f'stat = "{self.stat}" needs field (the JSON field it reads)')
+        if self.stat == "count" and self.group_by is None:
+            raise ValueError(
+                'stat = "count" counts lines per group: give group_by (e.g. group_by = '
+                '"client_ip"); count lines with [[logs.patterns]]'
+            )
+        if not self.model_fields_set & {"warn", "crit"}:
+            raise ValueError("expected warn and/or crit (a stat without levels cannot fail)")
+        return self
+
+    @property
+    def key(self) -> str:
+        return STAT_UNITS[self.unit]
+
+    @property
+    def seconds(self) -> float | None:
+        return window_seconds(self.window)
+
+    def levels(self) -> Limit:
+        """``warn``/``crit`` in the stat's unit (``warn = 500`` with ``unit = "ms"``)."""
+        given = self.model_fields_set & {"warn", "crit", "direction"}
+        values = {name: getattr(self, name) for name in given}
+        for level in ("warn", "crit"):
+            value = values.get(level)
+            if self.unit in ("ms", "s") and isinstance(value, int | float):
+                values[level] = f"{value!r}{self.unit}"
+            elif self.unit == "bytes" and isinstance(value, int | float):
+                values[level] = f"{value!r}B"
+        return Limit(**values)
+
+
+def _check_ratios_and_stats(target: LogsTarget) -> None:
+    """``ratio_of`` names another pattern of the target, counted over the same window; stats
+    read JSON files."""
+    by_name = {p.name: p for p in target.patterns}
+    for index, pattern in enumerate(target.patterns):
+        if pattern.ratio_of is None or pattern.ratio_of == "all":
+            continue
+        others = [name for name in by_name if name != pattern.name]
+        other = by_name.get(pattern.ratio_of)
+        if other is None or other is pattern:
+            close = close_to(pattern.ratio_of, others)
+            hint = f"did you mean {close!r}? " if close else ""
+            raise ValueError(
+                f'patterns[{index}].ratio_of: expected "all" or the name of another pattern '
+                f"of this target, got {pattern.ratio_of!r} ({hint}patterns: "
+                f"{', '.join(others) or 'none'})"
+            )
+        if other.window != pattern.window:
+            raise ValueError(
+                f"patterns[{index}].ratio_of: {other.name!r} is counted over window "
+                f"{other.window!r}, this pattern over {pattern.window!r}: give both the same"
+            )
+    names = [s.name for s in target.stats]
+    for index, stat in enumerate(target.stats):
+        if names.count(stat.name) > 1:
+            raise ValueError(f"duplicate stat name {stat.name!r} (it becomes the test id)")
+        if target.format != "json" or target.path is None:
+            raise ValueError(
+                f"stats[{index}]: stats read the fields of JSON lines: they apply to path "
+                f'sources with format = "json"'
+            )
+
+
 class LogsTarget(Target):
     """A log source on a host: a file (``{date:%Y-%m-%d}`` templates), a glob, a journald unit,
     or container logs (``docker``, ``kubernetes``)."""
@@ -231,6 +374,9 @@ class LogsTarget(Target):
     path: str | None = Field(default=None, min_length=1)
     journald_unit: str | None = Field(default=None, min_length=1)
     journald_directory: str | None = Field(default=None, min_length=1)  # journalctl -D
+    # journalctl -p: that priority and the more severe ones; without a unit, the whole journal
+    journald_priority: str | None = None
+    journald_kernel: bool = False  # the kernel's messages (journalctl -k) too; alone: only them
     docker: DockerLogs | None = None  # a container's logs (Docker Engine API)
     kubernetes: KubernetesLogs | None = None  # pods' logs (Kubernetes API)
     format: Literal["text", "json"] = "text"
@@ -238,12 +384,20 @@ class LogsTarget(Target):
     time_field: str = Field(default="timestamp", min_length=1)
     message_field: str = Field(default="message", min_length=1)
     patterns: list[LogPattern] = Field(default_factory=list)
+    stats: list[LogStat] = Field(default_factory=list)  # format = "json" files only
     # The scanner reads only the window of each file, but a first run over a cold disk may not.
     scan_timeout: Annotated[float, at_most("4m", CHECK_LIMIT)] = 120.0
 
     @model_validator(mode="after")
     def _one_source(self) -> LogsTarget:
-        sources = (self.path, self.journald_unit, self.docker, self.kubernetes)
+        others = [k for k in ("path", "docker", "kubernetes") if getattr(self, k) is not None]
+        if (self.journald_priority or self.journald_kernel) and others:
+            raise ValueError(
+                f"journald_priority and journald_kernel read the journal (with or without "
+                f"journald_unit), not {others[0]}: one source per [[logs]] target"
+            )
+        journal = True if self.journal else None  # journald_priority or _kernel alone: the journal
+        sources = (self.path, journal, self.docker, self.kubernetes)
         if sum(source is not None for source in sources) != 1:
             raise ValueError(
                 "expected exactly one of path (files), journald_unit (the journal), docker (a "
@@ -254,13 +408,17 @@ class LogsTarget(Target):
                 "host applies to path and journald_unit sources (docker and kubernetes logs are "
                 "read through their target's API)"
             )
-        if self.journald_directory and not self.journald_unit:
-            raise ValueError("journald_directory applies to journald_unit only")
+        if self.journald_directory and not self.journal:
+            raise ValueError(
+                "journald_directory applies to the journal (journald_unit, journald_priority, "
+                "journald_kernel) only"
+            )
         names = [p.name for p in self.patterns]
         for name in names:
             if names.count(name) > 1:
                 raise ValueError(f"duplicate pattern name {name!r} (it becomes the test id)")
-        if self.journald_unit is None and self.format == "text":
+        _check_ratios_and_stats(self)
+        if not self.journal and self.format == "text":
             for index, pattern in enumerate(self.patterns):
                 if pattern.level:
                     raise ValueError(
@@ -270,6 +428,30 @@ class LogsTarget(Target):
                     )
         return self
 
+    @field_validator("journald_priority", mode="before")
+    @classmethod
+    def _priority(cls, value: object) -> object:
+        return journal_priority(value)
+
+    @property
+    def journal(self) -> bool:
+        """Whether the source is the journal: a unit's, the kernel's, or all of it by priority."""
+        return bool(self.journald_unit or self.journald_priority or self.journald_kernel)
+
+    @property
+    def journal_what(self) -> str:
+        """``journal of ssh``, ``journal of ssh and the kernel at err or above``, ``journal at
+        warning or above``, ``kernel messages``, as the checks' messages name the source."""
+        parts = [self.journald_unit] if self.journald_unit else []
+        if self.journald_kernel:
+            parts.append("the kernel" if parts else "")
+        what = f"journal of {' and '.join(parts)}" if parts else "journal"
+        if parts == [""]:
+            what = "kernel messages"
+        if self.journald_priority:
+            what += f" at {self.journald_priority} or above"
+        return what
+
     @property
     def container(self) -> DockerLogs | KubernetesLogs | None:
         """The container source (``docker`` or ``kubernetes``), if the logs are a container's."""
@@ -277,12 +459,30 @@ class LogsTarget(Target):
 
     def inline_levels(self) -> Iterator[InlineLevels]:
         for index, pattern in enumerate(self.patterns):
-            yield InlineLevels("logs.pattern_lines", ("patterns", index), pattern.levels())
+            if pattern.ratio_of:
+                yield InlineLevels("logs.pattern_ratio", ("patterns", index), pattern.levels())
+            else:
+                yield InlineLevels("logs.pattern_lines", ("patterns", index), pattern.levels())
+        for index, stat in enumerate(self.stats):
+            yield InlineLevels(stat.key, ("stats", index), stat.levels())
+
+    def _judged_alone(self, pattern: LogPattern) -> bool:
+        """A count pattern is judged by its count, unless it has a ratio_of or is only the
+        denominator of another's (``ratio_of = "requests"``, no levels of its own)."""
+        if pattern.ratio_of is not None:
+            return False
+        denominator = any(p.ratio_of == pattern.name for p in self.patterns)
+        return not denominator or bool(pattern.model_fields_set & {"warn", "crit"})
+
+    @property
+    def ratio_patterns(self) -> list[LogPattern]:
+        """Patterns judged as a share (``ratio_of``), in percent, not as a count."""
+        return [p for p in self.patterns if p.ratio_of is not None]
 
     @property
     def error_patterns(self) -> list[LogPattern]:
-        return [p for p in self.patterns if p.kind == "errors"]
+        return [p for p in self.patterns if p.kind == "errors" and self._judged_alone(p)]
 
     @property
     def security_patterns(self) -> list[LogPattern]:
-        return [p for p in self.patterns if p.kind == "security"]
+        return [p for p in self.patterns if p.kind == "security" and self._judged_alone(p)]

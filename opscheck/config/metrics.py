@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from opscheck import units
 
 from .api import ApiTarget
-from .base import CHECK_LIMIT, InlineLevels, Limit, Name, at_most, unique
+from .base import CHECK_LIMIT, InlineLevels, Limit, Name, at_most, given_levels, unique
 
 Aggregate = Literal["sum", "max", "min", "avg", "count"]
 # What a limit's number is, and the check key judging it (the key's kind formats the value and
@@ -85,15 +85,7 @@ class MetricLimit(Limit):
         return _KINDS[self.unit]
 
     def levels(self) -> Limit:
-        """``warn``/``crit`` as the key's kind parses them: a bare number of a ``seconds``
-        limit is seconds (``units`` asks durations for a unit)."""
-        given = self.model_fields_set & {"warn", "crit", "direction"}
-        values = {field: getattr(self, field) for field in given}
-        for level in ("warn", "crit"):
-            value = values.get(level)
-            if self.unit == "seconds" and isinstance(value, int | float):
-                values[level] = f"{value!r}s"
-        return Limit(**values)
+        return given_levels(self, seconds=self.unit == "seconds")
 
 
 class MetricsTarget(ApiTarget):

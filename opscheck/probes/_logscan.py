@@ -16,7 +16,9 @@ file inside the window is read. GNU grep reads it where the host has one: the ru
 pattern into a POSIX extended regex, exact (grep counts: ``grep -c``) or wider (grep finds the
 lines that may match, Python confirms them); ``wc -l`` counts the window's lines beside it.
 Python folds only the matching lines into the top messages. Without GNU grep, Python reads the
-window itself.
+window itself. When a window reaches before a file's first line (or the file was just emptied by
+its rotation), its rotated copies beside it (logrotate's names) are read too, newest first, until
+one begins before the window; .gz, .bz2 and .xz through Python's own decompressors.
 """
 
 from __future__ import annotations
@@ -977,9 +979,8 @@ def count_file(reader: Reader, patterns: list, stats: dict, grep: bool) -> dict:
 def count_journal(request: dict, patterns: list[Pattern], stats: dict) -> dict:
     """``journalctl -u UNIT --since @T -o json``: the entries' MESSAGE, matched per pattern."""
     import shutil
-    import subprocess
 
-    unit = request["journald_unit"]
+    unit = request.get("journald_unit")
     if shutil.which("journalctl") is None:
         return {"unavailable": "no journalctl on this host (journald_unit needs systemd's journal)"}
     directories = [request["journald_directory"]] if request.get("journald_directory") else []
@@ -987,10 +988,39 @@ def count_journal(request: dict, patterns: list[Pattern], stats: dict) -> dict:
         where = ", ".join(directories or ["/var/log/journal", "/run/log/journal"])
         return {"unavailable": f"no journal files in {where} (journald not running here?)"}
     since = min((p.since for p in patterns), default=time.time() - 86400)
-    command = ["journalctl", "--no-pager", "-q", "-o", "json", "--since", f"@{int(since)}"]
-    command += ["-u", unit]
+    entries = 0
+    for command, skip_kernel in journal_commands(request, since):
+        entries += read_journal(command, skip_kernel, patterns, stats)
+    stats["lines"] += entries
+    if "error" in stats:
+        return {"error": stats.pop("error")}
+    return {"unit": unit, "entries": entries, "since": since}
+
+
+def journal_commands(request: dict, since: float) -> list:
+    """The journalctl runs a journal source needs, each with whether to pass over kernel entries
+    (read by a run of their own): ``-u UNIT``, ``_TRANSPORT=kernel`` (journalctl cannot OR a
+    unit with another match: a unit and the kernel are two runs), ``-p PRIORITY`` on each, and
+    the whole journal when there is neither a unit nor the kernel."""
+    base = ["journalctl", "--no-pager", "-q", "-o", "json", "--since", f"@{int(since)}"]
     if request.get("journald_directory"):
-        command += ["-D", request["journald_directory"]]
+        base += ["-D", request["journald_directory"]]
+    if request.get("journald_priority"):
+        base += ["-p", str(request["journald_priority"])]
+    unit, kernel = request.get("journald_unit"), request.get("journald_kernel")
+    runs = []
+    if unit:
+        runs.append(([*base, "-u", unit], bool(kernel)))
+    if kernel:
+        runs.append(([*base, "_TRANSPORT=kernel"], False))
+    return runs or [(base, False)]
+
+
+def read_journal(command: list, skip_kernel: bool, patterns: list, stats: dict) -> int:
+    """One journalctl run: its entries' MESSAGE matched per pattern; the entries read. A failed
+    run leaves its error in ``stats["error"]``."""
+    import subprocess
+
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None and process.stderr is not None
     entries = 0
@@ -999,6 +1029,8 @@ def count_journal(request: dict, patterns: list[Pattern], stats: dict) -> dict:
             entry = json.loads(raw)
         except ValueError:
             continue
+        if skip_kernel and entry.get("_TRANSPORT") == "kernel":
+            continue  # counted by the kernel's own run
         entries += 1
         stats["bytes"] += len(raw)
         at = int(entry.get("__REALTIME_TIMESTAMP", 0)) / 1e6
@@ -1022,10 +1054,9 @@ def count_journal(request: dict, patterns: list[Pattern], stats: dict) -> dict:
             pattern.tally(str(message))
     error = process.stderr.read().decode("utf-8", "replace").strip()
     process.wait()
-    stats["lines"] += entries
     if process.returncode != 0:
-        return {"error": f"journalctl exited {process.returncode}: {error[:300]}"}
-    return {"unit": unit, "entries": entries, "since": since}
+        stats.setdefault("error", f"journalctl exited {process.returncode}: {error[:300]}")
+    return entries
 
 
 def has_journal_files(directories: list[str]) -> bool:
@@ -1039,6 +1070,305 @@ def has_journal_files(directories: list[str]) -> bool:
         if any(isinstance(error, PermissionError) for error in denied):
             return True
     return False
+
+
+# -- stats of JSON fields ([[logs.stats]]) -------------------------------------------------------
+
+STAT_VALUES = 5_000_000  # numbers kept per stat (and group) for a median or percentile
+STAT_GROUPS = 100_000  # groups kept per stat; lines of further groups are counted, not grouped
+STAT_DISTINCT = 1_000_000  # distinct values kept per stat (and group): past it, "at least"
+STAT_TOP = 50  # groups sent back, ranked by their value
+
+
+class Stat:
+    """One ``[[logs.stats]]`` entry: the values of its field in its window, per group."""
+
+    def __init__(self, spec: dict, now: float) -> None:
+        self.name = spec["name"]
+        window = spec["window"]
+        self.since = now - now % 86400 if window == "today" else now - float(window)
+        self.stat = spec["stat"]
+        self.field = spec["field"].split(".") if spec.get("field") else None
+        self.group_by = spec["group_by"].split(".") if spec.get("group_by") else None
+        self.pattern = re.compile(spec["pattern"]) if spec.get("pattern") else None
+        self.below = spec.get("direction") == "below"
+        self.distinct = self.stat == "distinct"
+        self.ranked = self.stat in ("median", "p95", "p99")
+        self.lines = 0  # lines in the window (matching ``pattern``), JSON or not
+        self.unparsed = 0  # lines that are not a JSON object
+        self.missing = 0  # JSON lines without the field
+        self.non_numeric = 0  # the field there, but not a number
+        self.bad: list = []  # a few of the values that are not numbers
+        self.other = 0  # lines of groups past STAT_GROUPS
+        self.groups: dict = {}  # group -> [count, sum, max, min, values or distinct set]
+        self.capped = False
+
+    def add(self, line: JsonLine) -> None:
+        if self.pattern is not None and not self.pattern.search(line.text):
+            return
+        self.lines += 1
+        if line.text[0] != "{":
+            self.unparsed += 1
+            return
+        group = None
+        if self.group_by is not None:
+            group = line.get(self.group_by)
+            group = "(none)" if group is None else str(group)[:EXAMPLE]
+        entry = self.groups.get(group)
+        if entry is None:
+            if len(self.groups) >= STAT_GROUPS:
+                self.other += 1
+                return
+            entry = self.groups[group] = [0, 0.0, None, None, set() if self.distinct else []]
+        if self.field is None:  # count: lines per group
+            entry[0] += 1
+            return
+        value = line.get(self.field)
+        if value is None:
+            self.missing += 1
+            return
+        if self.distinct:
+            entry[0] += 1
+            if len(entry[4]) < STAT_DISTINCT:
+                entry[4].add(value if isinstance(value, (str, int, float)) else str(value))
+            else:
+                self.capped = True
+            return
+        number = _number(value)
+        if number is None:
+            self.non_numeric += 1
+            if len(self.bad) < 3 and repr(value)[:40] not in self.bad:
+                self.bad.append(repr(value)[:40])
+            return
+        entry[0] += 1
+        entry[1] += number
+        if entry[2] is None or number > entry[2]:
+            entry[2] = number
+        if entry[3] is None or number < entry[3]:
+            entry[3] = number
+        if self.ranked and len(entry[4]) < STAT_VALUES:
+            entry[4].append(number)
+
+    def value(self, entry: list) -> float | None:
+        n, total, high, low, kept = entry
+        if self.stat == "count":
+            return float(n)
+        if self.distinct:
+            return float(len(kept))
+        if not n:
+            return None
+        if self.stat == "sum":
+            return total
+        if self.stat == "avg":
+            return total / n
+        if self.stat == "max":
+            return high
+        if self.stat == "min":
+            return low
+        return quantile(kept, {"median": 0.5, "p95": 0.95, "p99": 0.99}[self.stat])
+
+    def result(self) -> dict:
+        ranked = []
+        for group, entry in self.groups.items():
+            value = self.value(entry)
+            if value is not None:
+                ranked.append([group, value, entry[0]])
+        ranked.sort(key=lambda g: (g[1] if self.below else -g[1], str(g[0])))
+        out = {
+            "lines": self.lines,
+            "unparsed": self.unparsed,
+            "missing": self.missing,
+            "non_numeric": self.non_numeric,
+            "bad": self.bad,
+            "capped": self.capped,
+            "other": self.other,
+        }
+        if self.group_by is None:
+            entry = self.groups.get(None)
+            out["value"] = ranked[0][1] if ranked else None
+            out["n"] = entry[0] if entry else 0
+        else:
+            out["groups"] = ranked[:STAT_TOP]
+            out["group_count"] = len(self.groups)
+        return out
+
+
+class JsonLine:
+    """A JSON line, its fields found without parsing the whole object where that is safe: a
+    top-level key (``"duration_ms":``, which no JSON string can hold unescaped) met once, with
+    no ``{`` before it but the object's own, is read by parsing its value alone; any other
+    field (nested, repeated key) parses the line whole, once."""
+
+    __slots__ = ("obj", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.obj: object = _UNPARSED
+
+    def get(self, path: list) -> object:
+        if len(path) == 1:
+            key = '"' + path[0] + '"'
+            text = self.text
+            at = text.find(key)
+            if at < 0:
+                return None  # the key appears nowhere: the field is missing
+            if text.find(key, at + 1) < 0 and text.count("{", 0, at) == 1:
+                at += len(key)
+                while at < len(text) and text[at] in " \t":
+                    at += 1
+                if text[at : at + 1] == ":":
+                    at += 1
+                    while at < len(text) and text[at] in " \t":
+                        at += 1
+                    try:
+                        return _SCAN(text, at)[0]
+                    except (StopIteration, ValueError):
+                        return None
+        if self.obj is _UNPARSED:
+            try:
+                self.obj = json.loads(self.text)
+            except ValueError:
+                self.obj = None
+        return _field(self.obj, path) if isinstance(self.obj, dict) else None
+
+
+_UNPARSED = object()
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner, one value
+
+
+def _field(obj: dict, path: list) -> object:
+    """The value at a dotted path of a JSON object; None where it is not there."""
+    value: object = obj.get(path[0])
+    for part in path[1:]:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _number(value: object) -> float | None:
+    """A number, or a number sent as a string (``"0.0975"``); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if number == number and abs(number) != float("inf") else None
+    return None
+
+
+def quantile(values: list, q: float) -> float:
+    """The q-quantile, linearly interpolated between the closest ranks (numpy's default)."""
+    values.sort()
+    at = (len(values) - 1) * q
+    low = int(at)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (at - low)
+
+
+def aggregate(request: dict, now: float) -> dict:
+    """Every stat of the request over the JSON files of the source, in one read of each file's
+    window (from the earliest window start of the stats on): the stats' answer, and the files."""
+    started = time.time()
+    stats = [Stat(spec, now) for spec in request["stats"]]
+    files, missing, others = expand(request["paths"])
+    out: dict = {"files": list(others), "missing": missing, "bytes": 0}
+    earliest = min(s.since for s in stats)
+    for path in files:
+        if path.endswith(COMPRESSED):
+            out["files"].append({"path": path, "skipped": "compressed"})
+            continue
+        try:
+            if os.stat(path).st_mtime < earliest:
+                out["files"].append({"path": path, "skipped": "older than the window"})
+                continue
+            reader = Reader(path, request, now)
+        except OSError as exc:
+            out["files"].append({"path": path, "error": exc.strerror or str(exc)})
+            continue
+        try:
+            out["files"].append(aggregate_file(reader, stats))
+            out["bytes"] += out["files"][-1]["read"]
+        except OSError as exc:
+            out["files"].append({"path": path, "error": exc.strerror or str(exc)})
+        finally:
+            reader.close()
+    out["stats"] = {s.name: s.result() for s in stats}
+    out["seconds"] = time.time() - started
+    return out
+
+
+def aggregate_file(reader: Reader, stats: list) -> dict:
+    """Read the file's window once, in CHUNK reads decoded whole: each line's fields read once
+    (see JsonLine), handed to the stats whose window it is in (known by its offset: the file's
+    lines are in time order)."""
+    info: dict = {"path": reader.path, "size": reader.size, "read": 0}
+    if reader.size == 0:
+        return info
+    first_offset, first = reader.stamped(0, min(reader.size, HEAD))
+    if first_offset is None or first is None:
+        first_offset = 0
+        info["unstamped"] = True
+    starts: dict = {}
+    for since in sorted({s.since for s in stats}):
+        if first is None or first >= since:
+            starts[since] = first_offset
+        else:
+            starts[since] = reader.window_offset(since)
+    begin = min(starts.values())
+    info["read"] = reader.size - begin
+    # window starts after the first: (offset, the stats whose window holds the lines from it)
+    bounds = sorted({offset for offset in starts.values() if offset > begin})
+    pending = [(b, [s for s in stats if starts[s.since] <= b]) for b in bounds]
+    current = [s for s in stats if starts[s.since] <= begin]
+
+    def feed(data: bytes) -> None:
+        for text in data.decode("utf-8", "replace").split("\n"):
+            text = text.strip()
+            if text:
+                line = JsonLine(text)
+                for entry in current:
+                    entry.add(line)
+
+    def fed(data: bytes, base: int) -> None:
+        nonlocal current
+        while pending and pending[0][0] < base + len(data):
+            cut = max(0, pending[0][0] - base)  # a window start: a line start
+            feed(data[:cut])
+            data, base = data[cut:], base + cut
+            current = pending.pop(0)[1]
+        feed(data)
+
+    reader.f.seek(begin)
+    position, carry = begin, b""
+    while position < reader.size:
+        if len(carry) > MAX_LINE:  # a line this long is no JSON object worth parsing: read past
+            start = position - len(carry)
+            position, carry = reader.past_line(position)
+            fed(b"\x00", start)  # one line, not JSON
+            continue
+        data = reader.f.read(min(CHUNK, reader.size - position))
+        if not data:
+            break
+        position += len(data)
+        buffer = carry + data if carry else data
+        end = len(buffer)
+        if position < reader.size:
+            end = buffer.rfind(b"\n") + 1
+            if end == 0:
+                carry = buffer
+                continue
+        carry = buffer[end:]
+        fed(buffer[:end], position - len(buffer))
+    if carry:
+        fed(carry[:MAX_LINE], position - len(carry))
+    if reader.long:
+        info["long_lines"] = True
+    return info
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -1143,7 +1473,7 @@ def count(request: dict, now: float) -> dict:
     patterns = [Pattern(spec, request) for spec in request["patterns"]]
     stats = {"bytes": 0, "lines": 0}
     out: dict = {"files": [], "missing": []}
-    if request.get("journald_unit"):
+    if any(request.get(k) for k in ("journald_unit", "journald_priority", "journald_kernel")):
         out["journal"] = count_journal(request, patterns, stats)
     else:
         wanted = request.get("grep", True) and any(p.ere is not None for p in patterns)
@@ -1155,8 +1485,9 @@ def count(request: dict, now: float) -> dict:
         out["grep"] = grep
         for path in files:
             if path.endswith(COMPRESSED):
-                out["files"].append({"path": path, "skipped": "compressed"})
+                out["files"].append(count_packed(path, request, patterns, stats, now, earliest))
                 continue
+            before = False  # whether the window reaches before the file's first line
             try:
                 if os.stat(path).st_mtime < earliest:  # last written before every window
                     out["files"].append({"path": path, "skipped": "older than the window"})
@@ -1167,14 +1498,212 @@ def count(request: dict, now: float) -> dict:
                 continue
             try:
                 out["files"].append(count_file(reader, patterns, stats, grep))
+                before = reaches_before(reader, earliest)
             except (OSError, ScanError) as exc:
                 said = getattr(exc, "strerror", None) or str(exc)
                 out["files"].append({"path": path, "error": said})
             finally:
                 reader.close()
+            if before:
+                out["files"] += count_rotated(path, files, request, patterns, stats, grep, now)
+    if request.get("stats"):  # [[logs.stats]]: fields of JSON lines, read in Python
+        out["aggregated"] = aggregate(request, now)
     out["patterns"] = {p.name: p.result() for p in patterns}
     out.update(stats)
     return out
+
+
+# -- rotated files -------------------------------------------------------------------------------
+
+# logrotate's names for the rotated copies of NAME: NAME.1, NAME.2.gz (rotate N), NAME-20261129,
+# NAME-2026112913.gz, NAME-2026-11-29.gz (dateext, dateformat); .bz2 and .xz as well.
+_ROTATED = r"(?:\.\d+|-\d{8,10}|-\d{4}-\d\d-\d\d)(?:\.gz|\.bz2|\.xz)?"
+_OPENERS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
+# Decompressed bytes handled at once: the block where a window begins is read line by line
+# (~40 MB/s), the others are passed over or searched whole, so it is kept small.
+PACKED_BLOCK = 1 << 20
+
+
+def reaches_before(reader: Reader, earliest: float) -> bool:
+    """Whether a window starts before the file's first line (or the file is empty, just
+    rotated): the lines before it are in the rotated copies. A file without timestamps, counted
+    whole, says nothing of its copies."""
+    if reader.size == 0:
+        return True
+    first = reader.first_stamp()
+    return first is not None and first > earliest
+
+
+def rotated_siblings(path: str) -> list:
+    """The rotated copies of ``path`` beside it (logrotate's names), newest first."""
+    folder, name = os.path.split(path)
+    pattern = re.compile(re.escape(name) + _ROTATED + "$")
+    try:
+        names = [n for n in os.listdir(folder or ".") if pattern.match(n)]
+    except OSError:
+        return []
+    found = []
+    for sibling in names:
+        full = os.path.join(folder, sibling)
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found.append((-st.st_mtime, sibling, full))
+    return [full for _, _, full in sorted(found)]
+
+
+def count_rotated(
+    path: str, listed: list, request: dict, patterns: list, stats: dict, grep: bool, now: float
+) -> list:
+    """Count the patterns in the rotated copies of ``path``, newest first, until one begins
+    before every window (its older copies hold nothing of them); copies the path's glob listed
+    itself are counted there, not again."""
+    earliest = min((p.since for p in patterns), default=now)
+    out = []
+    for sibling in rotated_siblings(path):
+        if sibling in listed:
+            continue
+        try:
+            if os.stat(sibling).st_mtime < earliest:
+                break  # last written before every window: so were the older ones
+        except OSError:
+            continue
+        if sibling.endswith(tuple(_OPENERS)):
+            entry = count_packed(sibling, request, patterns, stats, now, earliest)
+            out.append(entry)
+            if entry.get("first") is not None and entry["first"] <= earliest:
+                break
+            continue
+        try:
+            reader = Reader(sibling, request, now)
+        except OSError as exc:
+            out.append({"path": sibling, "error": exc.strerror or str(exc)})
+            continue
+        try:
+            out.append(count_file(reader, patterns, stats, grep))
+            if not reaches_before(reader, earliest):
+                break
+        except (OSError, ScanError) as exc:
+            out.append({"path": sibling, "error": getattr(exc, "strerror", None) or str(exc)})
+        finally:
+            reader.close()
+    return out
+
+
+class PackedReader(Reader):
+    """A compressed log, decompressed as it is read (no offsets to search: read from its
+    start); what a line's timestamp and message are, as for a plain file."""
+
+    def __init__(self, path: str, request: dict, now: float, stream: object) -> None:
+        self.path = path
+        self.request = request
+        self.long = False
+        self.json = request.get("format") == "json"
+        self.time_field = request.get("time_field", "timestamp")
+        self.message_field = request.get("message_field", "message")
+        self.level_field = request.get("level_field", "level")
+        self.now = now
+        self.f = stream  # type: ignore[assignment]
+        self.size = 0
+
+
+def count_packed(
+    path: str, request: dict, patterns: list, stats: dict, now: float, earliest: float
+) -> dict:
+    """A .gz (.bz2, .xz) log read through Python's own decompressor, line by line: a line
+    without a timestamp belongs to the one before it; each counts for the windows it is in."""
+    entry: dict = {"path": path}
+    opener = next((m for suffix, m in _OPENERS.items() if path.endswith(suffix)), None)
+    try:
+        if opener is None:
+            raise ImportError(opener)
+        module = __import__(opener)
+        if os.stat(path).st_mtime < earliest:
+            return {"path": path, "skipped": "older than the window"}
+        fd = open_quietly(path)
+    except ImportError:  # .zst, .lz4, .zip, or a Python built without the module
+        return {"path": path, "skipped": "compressed"}
+    except OSError as exc:
+        return {"path": path, "error": exc.strerror or str(exc)}
+    raw = os.fdopen(fd, "rb")
+    entry["size"] = os.fstat(fd).st_size
+    read = 0
+    state: dict = {"at": None, "first": None, "lines": 0}
+    latest = max((p.since for p in patterns), default=earliest)
+    try:
+        stream = module.open(raw, "rb")
+        reader = PackedReader(path, request, now, stream)
+        carry = b""
+        while True:
+            data = stream.read(PACKED_BLOCK)
+            buffer = carry + data if carry else data
+            if not buffer:
+                break
+            end = buffer.rfind(b"\n") + 1 if data else len(buffer)
+            if end == 0:  # no line ends in it yet
+                if len(buffer) <= MAX_LINE:
+                    carry = buffer
+                    continue
+                reader.long = True  # a line this long is cut where the read ended
+                end = len(buffer)
+            carry = buffer[end:]
+            read += end
+            packed_block(reader, buffer[:end], patterns, state, earliest, latest)
+    except Exception as exc:  # a corrupt archive: OSError, EOFError, zlib.error, LZMAError...
+        entry["error"] = f"cannot decompress: {exc}"
+        return entry
+    finally:
+        raw.close()
+    stats["bytes"] += read
+    stats["lines"] += state["lines"]
+    entry.update(read=read, first=state["first"])
+    if state["first"] is None and read:
+        entry["unstamped"] = True
+    if reader.long:
+        entry["long_lines"] = True
+    return entry
+
+
+def packed_block(
+    reader: Reader, block: bytes, patterns: list, state: dict, earliest: float, latest: float
+) -> None:
+    """Whole lines of a compressed log: passed over when they all come before every window,
+    searched as one block (as python_count does) when all are in every window, else line by
+    line (the block where a window begins); ``state`` carries the last timestamp seen."""
+    body = block[:-1] if block.endswith(b"\n") else block
+    head = reader.stamp(body[: body.find(b"\n")] if b"\n" in body else body)
+    last = reader.stamp(body[body.rfind(b"\n") + 1 :])
+    if state["first"] is None and head is not None:
+        state["first"] = head
+    begins = head if head is not None else state["at"]
+    if last is not None and last < earliest:
+        state["at"] = last
+        return
+    if (begins is None and last is None) or (begins is not None and begins >= latest):
+        count = body.count(b"\n") + 1
+        state["lines"] += count
+        state["at"] = last if last is not None else state["at"]
+        whole = Block(body, len(body))
+        for pattern in patterns:
+            pattern.lines += count
+            count_block(pattern, whole, 0, reader)
+        return
+    for line in body.split(b"\n"):
+        found = reader.stamp(line)
+        if found is not None:
+            state["at"] = found
+            if state["first"] is None:
+                state["first"] = found
+        at = state["at"]
+        state["lines"] += at is None or at >= earliest
+        for pattern in patterns:
+            if at is not None and at < pattern.since:
+                continue
+            pattern.lines += 1
+            if pattern.matches(line, reader):
+                pattern.tally_lines([line], reader)
 
 
 def main() -> None:

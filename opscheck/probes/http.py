@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from opscheck.config import HttpTarget, redact
 from opscheck.judge import Measurement, ProbeError
+from opscheck.probes.json_checks import json_checks as json_checks  # for any component
 from opscheck.redaction import clip
 from opscheck.session import Lost, Unreachable
 
@@ -364,7 +365,15 @@ class Endpoint:
 
     def _get(self) -> Response:
         """One request within ``timeout`` in total, its body read to its end or the cap."""
-        return self.bounded.request(self.target.method, self.target.url, self.target.verify)
+        t = self.target
+        body: dict[str, Any] = {}
+        if t.json_body is not None:
+            body["json"] = t.json_body
+        elif t.data is not None:
+            body["data"] = t.data.encode()
+        return self.bounded.request(
+            t.method, t.url, t.verify, params=dict(t.params) or None, **body
+        )
 
     def open(self) -> Endpoint:
         """Make the first request; a refused or silent server makes the endpoint unreachable."""
@@ -471,6 +480,28 @@ def contains(endpoint: Endpoint) -> Measurement:
     )
 
 
+def not_contains(endpoint: Endpoint) -> Measurement:
+    """The body contains none of the texts of ``not_contains`` (``curl -s ... | grep -v error``)."""
+    texts, body = endpoint.target.not_contains, endpoint.response().text
+    found = [text for text in texts if text in body]
+    detail = ""
+    if found:
+        at = body.find(found[0])
+        detail = f"around {found[0]!r}: {endpoint.excerpt(body[max(at - 100, 0) :], 300)}"
+    return Measurement.fact(
+        not found,
+        f"body contains {', '.join(map(repr, found))}" if found else "none present",
+        "contains none of " + ", ".join(map(repr, texts)),
+        detail=detail,
+    )
+
+
+def json_assertions(endpoint: Endpoint) -> list[tuple[Measurement, Any]]:
+    """``json_checks`` (JMESPath) measured on the JSON response: (measurement, inline levels or
+    None for a yes/no one); see ``opscheck.probes.json_checks``."""
+    return json_checks(json_document(endpoint), endpoint.target.json_checks)
+
+
 def lookup(document: Any, path: str) -> Any:
     """``checks.database.status`` or ``items.0.name`` in a decoded JSON document."""
     node = document
@@ -549,6 +580,9 @@ def json_number(endpoint: Endpoint, path: str) -> Measurement:
         value = lookup(json_document(endpoint), path)
     except KeyError:
         return Measurement.fact(False, f"{path} missing", "a number")
+    if isinstance(value, str):  # a number sent as a string ("0.0975")
+        with contextlib.suppress(ValueError):
+            value = float(value.strip())
     if isinstance(value, bool) or not isinstance(value, int | float):
         return Measurement.fact(False, f"{path} = {_SHOWN.repr(value)}", "a number")
     if math.isnan(value):

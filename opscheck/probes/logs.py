@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opscheck import templates
-from opscheck.config import LogPattern, LogsTarget, window_seconds
+from opscheck.config import LogPattern, LogsTarget, LogStat, window_seconds
 from opscheck.judge import Measurement, ProbeError
 from opscheck.probes import NotApplicable
 from opscheck.probes._logscan import MAX_LINE
@@ -489,11 +489,14 @@ class LogSource:
     def _count(self) -> dict[str, Any]:
         if self._counts is None:
             patterns = self.target.patterns
-            longest = max((window_seconds(p.window) or 86400.0 for p in patterns), default=86400.0)
+            windows = [p.window for p in patterns] + [s.window for s in self.target.stats]
+            longest = max((window_seconds(w) or 86400.0 for w in windows), default=86400.0)
             # A date-templated path: the files of every day the longest window touches.
             days = int(longest // 86400) + 2 if self.target.path else 1
             request: dict[str, Any] = {"mode": "count", "paths": self.paths(days)}
             request["patterns"] = [_pattern_request(p, self.target) for p in patterns]
+            if self.target.stats:
+                request["stats"] = [_stat_request(s) for s in self.target.stats]
             self._counts = self._scan(request)
         return self._counts
 
@@ -506,6 +509,8 @@ class LogSource:
             message_field=t.message_field,
             journald_unit=t.journald_unit,
             journald_directory=t.journald_directory,
+            journald_priority=t.journald_priority,
+            journald_kernel=t.journald_kernel,
         )
         command = (
             f"timeout {t.scan_timeout:g} {shlex.quote(self.python.path)} -S -c "
@@ -572,14 +577,12 @@ def source_present(source: LogSource) -> Measurement:
 
         return container_logs.source_present(source)  # type: ignore[arg-type]
     expected = "log files (or journal entries) to read"
-    if t.journald_unit:
+    if t.journal:
         journal = source.counts()["journal"]
         if "error" in journal:
-            return Measurement.fact(
-                False, f"journal of {t.journald_unit}: {journal['error']}", expected
-            )
+            return Measurement.fact(False, f"{t.journal_what}: {journal['error']}", expected)
         since = _when(journal["since"])
-        text = f"journal of {t.journald_unit}: {journal['entries']} entries since {since}"
+        text = f"{t.journal_what}: {journal['entries']} entries since {since}"
         return Measurement.fact(True, text, expected)
     found = source.files()
     files = found["files"]
@@ -622,8 +625,8 @@ def pattern_lines(source: LogSource, pattern: LogPattern) -> Measurement:
     now = counted["now"]
     since = now - now % 86400 if seconds is None else now - seconds
     share = f" ({100.0 * count / lines:.2g} %)" if lines and count else ""
-    if t.journald_unit:
-        origin = f"journal of {t.journald_unit}"
+    if t.journal:
+        origin = t.journal_what
     elif "origin" in counted:  # container logs: the containers (pods) read
         origin = counted["origin"]
     else:
@@ -788,4 +791,131 @@ def fail2ban_banned(jails: list[Jail]) -> list[Measurement]:
             detail=f"{j.name}: banned {' '.join(j.banned[:20])}" if j.banned else "",
         )
         for j in jails
+    ]
+
+
+# -- ratios and stats (item: [[logs.patterns]] ratio_of, [[logs.stats]]) ---------------------
+
+
+def pattern_ratio(source: LogSource, pattern: LogPattern) -> Measurement:
+    """The share, in percent, of the window's lines (``ratio_of = "all"``) or of another
+    pattern's lines that match ``pattern``."""
+    counted = pattern_lines(source, pattern)  # the same checks of the files read, and detail
+    result = source.counts()["patterns"][pattern.name]
+    count = result["count"]
+    if pattern.ratio_of == "all":
+        total, of = result["lines"], "lines"
+    else:
+        total = source.counts()["patterns"][pattern.ratio_of]["count"]
+        of = f"lines matching {pattern.ratio_of!r}"
+    window = window_text(pattern.window)
+    if not total:
+        raise NotApplicable(f"no {of} {window}: no share to judge")
+    share = 100.0 * count / total
+    text = f"{share:.3g} % ({count} of {total} {of}) match {pattern.name!r} {window}"
+    return Measurement(share, text=text, detail=counted.detail)
+
+
+def _stat_request(stat: LogStat) -> dict[str, Any]:
+    seconds = stat.seconds
+    return {
+        "name": stat.name,
+        "window": "today" if seconds is None else seconds,
+        "stat": stat.stat,
+        "field": stat.field,
+        "group_by": stat.group_by,
+        "pattern": stat.pattern,
+        "direction": stat.direction or "above",
+    }
+
+
+_STAT_WORDS = {
+    "avg": "average",
+    "median": "median",
+    "p95": "95th percentile",
+    "p99": "99th percentile",
+    "max": "maximum",
+    "min": "minimum",
+    "sum": "sum",
+    "count": "lines",
+    "distinct": "distinct values",
+}
+
+
+def stat_values(source: LogSource, stat: LogStat) -> list[Measurement]:
+    """The stat of the field over the window's JSON lines; with ``group_by``, one measurement
+    per top group (the worst first), every group ranked in the detail."""
+    aggregated = source.counts().get("aggregated")
+    if aggregated is None:
+        raise ProbeError("the log scanner on the host answered no stats (an older opscheck?)")
+    problems = [_missing(path) for path in aggregated["missing"]]
+    problems += [_problem(f) for f in aggregated["files"] if "error" in f]
+    if problems:
+        raise ProbeError(f"cannot read {'; '.join(problems)} (see test_log_source_present)")
+    result = aggregated["stats"][stat.name]
+    scale = 0.001 if stat.unit == "ms" else 1.0
+    kind = {"ms": "duration", "s": "duration", "bytes": "size"}.get(stat.unit, "number")
+    what = _STAT_WORDS[stat.stat]
+    of = f"{what} of {stat.field}" if stat.field else what
+    where = f" matching {stat.pattern!r}" if stat.pattern else ""
+    window = window_text(stat.window)
+    read = [f for f in aggregated["files"] if "read" in f]
+    notes = [
+        f"{result['lines']} lines{where} {window}; read "
+        f"{format_value(aggregated['bytes'], 'size')} in {aggregated['seconds']:.2f} s from "
+        f"{len(read)} file{'s' if len(read) != 1 else ''}: {', '.join(f['path'] for f in read)}"
+    ]
+    skipped = []
+    if result["unparsed"]:
+        skipped.append(f"{result['unparsed']} not JSON objects")
+    if result["missing"]:
+        skipped.append(f"{result['missing']} without {stat.field}")
+    if result["non_numeric"]:
+        bad = ", ".join(result["bad"])
+        skipped.append(f"{result['non_numeric']} with a {stat.field} that is not a number ({bad})")
+    if skipped:
+        notes.append("lines left out: " + "; ".join(skipped))
+    if result["capped"]:
+        notes.append("distinct values counted up to 1,000,000: at least that many")
+    compressed = [f["path"] for f in aggregated["files"] if f.get("skipped") == "compressed"]
+    if compressed:
+        notes.append(f"compressed, not read: {', '.join(compressed)}")
+
+    def shown(value: float) -> str:
+        return format_value(value * scale, kind)
+
+    if stat.group_by is None:
+        if stat.stat == "distinct" and result["value"] is not None:
+            text = f"{result['value']:.0f} distinct values of {stat.field} in {result['n']} lines"
+            text += f"{where} {window}"
+            return [Measurement(result["value"], text=text, detail="\n".join(notes))]
+        if result["value"] is None:
+            said = "; ".join(skipped) or "no lines"
+            raise ProbeError(f"no {stat.field} value to judge {window}{where} ({said})")
+        value = result["value"] * scale
+        text = f"{of} {shown(result['value'])} over {result['n']} lines{where} {window}"
+        return [Measurement(value, text=text, detail="\n".join(notes))]
+    groups = result["groups"]
+    if not groups:
+        said = "; ".join(skipped) or "no lines"
+        raise ProbeError(f"no {stat.group_by} group to judge {window}{where} ({said})")
+    total = result["group_count"]
+    ranked = "lines" if stat.stat == "count" else f"{of}, lines"
+    notes.append(f"top {stat.group_by} of {total} ({ranked}):")
+    notes += [f"{shown(v):>10}  {g}  ({n} lines)" for g, v, n in groups[: max(stat.top, 10)]]
+    if result["other"]:
+        notes.append(f"{result['other']} lines of groups past the first 100,000 not grouped")
+    detail = "\n".join(notes)
+    return [
+        Measurement(
+            value * scale,
+            subject=f"{stat.group_by}={group}",
+            text=(
+                f"{n} lines{where} {window}"
+                if stat.stat == "count"
+                else f"{of} {shown(value)} ({n} lines{where} {window})"
+            ),
+            detail=detail,
+        )
+        for group, value, n in groups[: stat.top]
     ]

@@ -51,6 +51,50 @@ _STATIC: dict[str, tuple[int, str | dict[str, Any]]] = {
 }  # fmt: skip
 
 
+# The JSON APIs of issue 12: a search API, an alerts list and service stats with numbers sent as
+# strings; ?state=broken answers as a broken service would.
+_ALERTS = [
+    {"name": "DiskFull", "state": "firing", "severity": "critical", "instance": "db-1"},
+    {"name": "HighLatency", "state": "firing", "severity": "warning", "instance": "api-2"},
+]
+
+
+def _search(method: str, query: dict[str, list[str]], sent: bytes) -> tuple[int, Any]:
+    if method not in ("POST", "PUT", "PATCH"):
+        return 405, {"error": f"{method} not allowed: POST a JSON query"}
+    try:
+        asked = json.loads(sent or b"null")
+    except ValueError:
+        return 400, {"error": "body is not JSON"}
+    if not isinstance(asked, dict) or not isinstance(asked.get("query"), str):
+        return 400, {"error": 'expected a JSON body {"query": "..."}'}
+    hits = [{"id": n, "title": f"{asked['query']} result {n}"} for n in range(asked.get("size", 3))]
+    limit = query.get("limit", [""])[0]
+    return 200, {"method": method, "query": asked["query"], "limit": limit, "hits": hits}
+
+
+def _alerts(method: str, query: dict[str, list[str]], sent: bytes) -> tuple[int, Any]:
+    broken = query.get("state", [""])[0] == "broken"
+    return 200, {"status": "success", "data": {"alerts": _ALERTS if broken else []}}
+
+
+def _stats(method: str, query: dict[str, list[str]], sent: bytes) -> tuple[int, Any]:
+    broken = query.get("state", [""])[0] == "broken"
+    return 200, {
+        "services": [
+            {"name": "api", "status": "up", "latency_ms": "120.5"},
+            {"name": "worker", "status": "down" if broken else "up", "latency_ms": "80"},
+            {"name": "search", "status": "up", "latency_ms": "2950" if broken else "310"},
+        ],
+        "requests": {"total": 2000, "errors": 195 if broken else 12},
+        "error_rate": "0.0975" if broken else "0.006",
+        "queues": [3, 1, 950] if broken else [3, 1, 7],
+    }
+
+
+_API = {"/query": _search, "/alerts": _alerts, "/stats": _stats}
+
+
 class _App(ThreadingHTTPServer):
     daemon_threads = False  # server_close() joins every handler thread; stop() wakes them first
 
@@ -104,8 +148,15 @@ class _Handler(BaseHTTPRequestHandler):
         app = cast(_App, self.server)
         url = urlsplit(self.path)
         route = url.path.rstrip("/") or "/"
+        sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))  # keep-alive
         if route in _STATIC:
             self._send(*_STATIC[route])
+        elif route in _API:  # /query (POST a search), /alerts and /stats ?state=broken
+            status, body = _API[route](self.command, parse_qs(url.query), sent)
+            if status == 200:  # ?delay=0.7: a slow answer, only to a well-formed request
+                delay = float(parse_qs(url.query).get("delay", ["0"])[0])
+                app.closing.wait(min(delay, _MAX_DELAY))
+            self._send(status, body)
         elif route == "/slow":  # /slow?seconds=0.8; the testbed's ``slow`` by default
             try:
                 delay = min(float(parse_qs(url.query).get("seconds", [app.slow])[0]), _MAX_DELAY)
@@ -139,6 +190,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_GET
     do_POST = do_GET
+    do_PUT = do_GET
+    do_PATCH = do_GET
 
     def _together(self, app: _App, query: str) -> None:
         """Answers 200 only if ``parties`` requests are in flight at once (within ``wait``

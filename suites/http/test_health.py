@@ -30,3 +30,20 @@ def test_json_fields_within_limits(endpoint, http_target, limits):
 def test_body_contains(endpoint, limits):
     """The body contains each text in `contains` (`curl -s ... | grep -q ok`)."""
     limits.check("http.contains", probes.contains(endpoint))
+
+
+@pytest.mark.applies_to("not_contains")
+def test_body_not_contains(endpoint, limits):
+    """The body contains none of the texts in `not_contains` (`curl -s ... | grep -c ERROR` = 0)."""
+    limits.check("http.not_contains", probes.not_contains(endpoint))
+
+
+@pytest.mark.applies_to("json_checks")
+def test_json_checks(endpoint, limits):
+    """Each of `json_checks` (JMESPath) holds: values, empty lists, any/all/none, levels."""
+    with limits.batch():  # one failure listing every check that does not hold
+        for measured, limit in probes.json_assertions(endpoint):
+            if limit is None:
+                limits.check("http.json_check", measured)
+            else:
+                limits.check("http.json_value", measured, limit)
