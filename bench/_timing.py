@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,3 +45,25 @@ def print_table(rows: dict[str, list[float]]) -> None:
     print("|---|---|---|---|")
     for name, times in rows.items():
         print(f"| {name} | {len(times)} | {min(times):.2f} s | {statistics.median(times):.2f} s |")
+
+
+def interleaved(
+    commands: dict[str, list[str]], runs: int, env: dict[str, str], warm_up: bool = False
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall and CPU (user + system, children included) seconds of each command, ``runs`` rounds
+    of one run each in turn (after one untimed run of each with ``warm_up``)."""
+    if warm_up:
+        for command in commands.values():
+            subprocess.run(command, capture_output=True, check=False, cwd=REPO, env=env)
+    times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in commands}
+    for _ in range(runs):
+        for name, command in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=False, cwd=REPO, env=env)
+            wall = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            times[name][0].append(wall)
+            times[name][1].append(cpu)
+    return times

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _timing import REPO, demo_stack
+from _timing import REPO, demo_stack, interleaved
 
 from opscheck.testbed.demo import Stack
 
@@ -111,25 +109,6 @@ def scripts(s: Stack) -> dict[str, str]:
         ]
         found[CHECK_POSTGRES] = "\n".join(actions)
     return found
-
-
-def interleaved(
-    commands: dict[str, list[str]], runs: int, env: dict[str, str]
-) -> dict[str, tuple[list[float], list[float]]]:
-    """Wall and CPU (user + system, children included) seconds of each command, ``runs`` rounds
-    of one run each in turn."""
-    times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in commands}
-    for _ in range(runs):
-        for name, command in commands.items():
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            subprocess.run(command, capture_output=True, check=False, cwd=REPO, env=env)
-            wall = time.perf_counter() - start
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-            times[name][0].append(wall)
-            times[name][1].append(cpu)
-    return times
 
 
 def statements(command: list[str], env: dict[str, str]) -> str:

@@ -28,16 +28,14 @@ import argparse
 import json
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
-from _timing import REPO
+from _timing import REPO, interleaved
 
 from opscheck.testbed.demo_containers import NAMESPACE, containers_inventory, manifests, settle
 from opscheck.testbed.kubernetes import Cluster
@@ -76,27 +74,6 @@ def pytest_unconfigure(config):
     for path, count in sorted(SENT.items()):
         print(f"api-request {count} {path}")
 """
-
-
-def interleaved(
-    commands: dict[str, list[str]], runs: int, env: dict[str, str]
-) -> dict[str, tuple[list[float], list[float]]]:
-    """Wall and CPU (user + system, children included) seconds of each command, ``runs``
-    rounds of one run each in turn, after one untimed warm-up run of each."""
-    for command in commands.values():
-        subprocess.run(command, capture_output=True, check=False, cwd=REPO, env=env)
-    times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in commands}
-    for _ in range(runs):
-        for name, command in commands.items():
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            subprocess.run(command, capture_output=True, check=False, cwd=REPO, env=env)
-            wall = time.perf_counter() - start
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-            times[name][0].append(wall)
-            times[name][1].append(cpu)
-    return times
 
 
 def api_requests(command: list[str], env: dict[str, str]) -> Counter[str]:
@@ -157,7 +134,7 @@ def main() -> None:
             " ".join([*kubectl, line]) + " >/dev/null 2>&1" for line in KUBECTL_LINES
         )
         commands = {OPSCHECK: pytest, LINES: ["bash", "-c", script]}
-        times = interleaved(commands, args.runs, env)
+        times = interleaved(commands, args.runs, env, warm_up=True)
         sent = api_requests(pytest, env)
         theirs = kubectl_requests(kubectl, env)
         verdicts = Counter(t.get("verdict") or t["outcome"] for t in _tests(report))
