@@ -24,6 +24,7 @@ together (every problem on its own line), 5 the merged run checked nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import html
 import itertools
@@ -39,6 +40,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from opscheck import archive_index
 from opscheck.report import (
     _VERDICT_STYLE,
     HELD,
@@ -522,6 +524,8 @@ def write(merged: Merged, root: Path) -> Merged:
         archive.discard()
         raise
     merged.archive = archive
+    with contextlib.suppress(OSError):  # the index and day log (opscheck/archive_index.py)
+        archive_index.rebuild(root, {archive.day.name})
     return merged
 
 

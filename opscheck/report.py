@@ -8,6 +8,8 @@ import json
 import os
 import re
 import secrets
+import socket
+import sqlite3
 import stat
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
@@ -19,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from opscheck import archive_index, history
 from opscheck import shard as sharding
 from opscheck.checks import CATEGORIES, SCHEDULES
 from opscheck.config import Config
@@ -294,6 +297,7 @@ class Reporter:
         self._started = datetime.now(UTC)
         self._controller = not hasattr(config, "workerinput")
         self.archive: Archive | None = None
+        self.history_note = ""  # why the history store was not written (opscheck/history.py)
         json_path = config.getoption("json_report")
         self._json_path = Path(json_path) if json_path else None
         if self._controller and config.getoption("archive"):
@@ -384,6 +388,8 @@ class Reporter:
                 "skipped (exit code 5)",
                 red=True,
             )
+        if self.history_note:
+            terminalreporter.write_line(self.history_note, red=True)
         if self.archive:
             terminalreporter.write_line(
                 f"opscheck: reports archived to {self.archive.final('html')} (and .xml, .json)"
@@ -459,6 +465,7 @@ class Reporter:
         if not self._controller:
             return
         document = self._document()
+        self._record_history(document)  # opscheck/history.py: previous values, then append
         targets = [p for p in (self._json_path,) if p]
         if self.archive:
             targets.append(self.archive.final("json"))
@@ -468,6 +475,30 @@ class Reporter:
         if self.archive:
             self.archive.publish()
             self._point_plugins_at_final_paths()
+            try:  # reports/index.html and the day's ops-log.md (opscheck/archive_index.py)
+                archive_index.rebuild(self.archive.day.parent, {self.archive.day.name})
+            except OSError as error:
+                note = f"opscheck: archive index not written in {self.archive.day.parent}: {error}"
+                self.history_note = "\n".join(filter(None, (self.history_note, note)))
+
+    def _record_history(self, document: dict[str, Any]) -> None:
+        """Append the run's records to the history store; a failure is reported, never raised."""
+        settings = self._loaded.inventory.settings.history
+        if not settings.enabled or not (settings.path or self.archive):
+            return
+        path = (
+            self._config.invocation_params.dir / settings.path
+            if settings.path
+            else self.archive.day.parent / history.FILENAME  # type: ignore[union-attr]
+        )
+        document["host"] = socket.gethostname()
+        try:
+            added = history.record_run(path, document, settings.jump)
+        except (sqlite3.Error, OSError) as error:
+            self.history_note = f"opscheck: history not written to {path}: {error}"
+            document["history"] = {"path": str(path), "error": str(error)}
+        else:
+            document["history"] = {"path": str(path), "added": added}
 
     def pytest_unconfigure(self) -> None:
         if self.archive:

@@ -138,8 +138,8 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
     "unknown key, known keys": (
         "[settings]\nretries = 3\n",
         "",
-        "inventory.toml: settings.retries: unknown key (expected one of: timeout, pushgateway, "
-        "schedules, schedule, skip)",
+        "inventory.toml: settings.retries: unknown key (expected one of: timeout, history, "
+        "pushgateway, schedules, schedule, skip)",
     ),
     "unknown top-level table": (
         '[[hosts]]\nname = "web1"\n',

@@ -65,8 +65,9 @@ def test_runs_with_paths_outside_the_checkout(tmp_path, command):
     done = _run(argv, REPO if "checkout" in where else elsewhere)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout and "1 warned" in done.stdout, done.stdout
-    (day,) = (etc / "reports").iterdir()
-    assert sorted(p.suffix for p in day.iterdir()) == [".html", ".json", ".xml"]
+    (day,) = (p for p in (etc / "reports").iterdir() if p.is_dir())  # beside: index.html...
+    assert sorted(p.suffix for p in day.iterdir()) == [".html", ".json", ".md", ".xml"]
+    assert (etc / "reports" / "index.html").is_file()  # opscheck/archive_index.py
     assert validate_reports(day) == 1
 
 

@@ -110,11 +110,21 @@ def folder(tmp_path: Path) -> Iterator[Path]:
 
 
 def leftovers(root: Path) -> list[str]:
-    return sorted(p.name for p in root.rglob(".*") if p.suffix in (".lock", ".partial"))
+    """Runs' locks and partial files (not the archive index's lock, which stays on purpose)."""
+    return sorted(
+        p.name
+        for p in root.rglob(".*")
+        if p.suffix in (".lock", ".partial") and p.name != ".index.lock"
+    )
 
 
 def finals(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    """The reports under a final name in the day folders (not the history store, the index)."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.parent != root and p.suffix != ".md"
+    )
 
 
 def assert_whole(path: Path) -> None:

@@ -94,8 +94,19 @@ def pushgateway_url(url: str) -> str:
     return url.rstrip("/")
 
 
+class HistorySettings(Strict):
+    """``[settings.history]``: the history store (opscheck/history.py)."""
+
+    enabled: bool = True
+    # Default: <reports dir>/history.sqlite, written only when reports are archived.
+    path: str | None = None
+    # A change beyond this share of the previous value is flagged as a jump (0.5: +-50 %).
+    jump: Annotated[float, Field(gt=0)] = 0.5
+
+
 class Settings(Strict):
     timeout: Timeout = 5.0
+    history: HistorySettings = Field(default_factory=HistorySettings)
     # A Prometheus Pushgateway the run's results are pushed to (opscheck.export).
     pushgateway: Annotated[str, AfterValidator(pushgateway_url)] | None = None
     # Custom schedules (`every-2h`): markers beside the built-in ones, for targets and checks.
