@@ -67,3 +67,20 @@ def interleaved(
             times[name][0].append(wall)
             times[name][1].append(cpu)
     return times
+
+
+def with_plugin(command: list[str], env: dict[str, str], name: str, source: str) -> str:
+    """The stdout of one run of ``command`` with the pytest plugin ``source`` loaded as ``name``
+    (``-p name -s``): a bench's counter of what the run sends."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / f"{name}.py").write_text(source)
+        path = os.pathsep.join(filter(None, [tmp, env.get("PYTHONPATH")]))
+        done = subprocess.run(
+            [*command, "-p", name, "-s"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+            env={**env, "PYTHONPATH": path},
+        )
+    return done.stdout

@@ -16,16 +16,12 @@ ratio of the medians, and how many statements opscheck sent PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-from _timing import REPO, demo_stack, interleaved
+from _timing import demo_stack, interleaved, with_plugin
 
 from opscheck.testbed.demo import Stack
 
@@ -113,18 +109,8 @@ def scripts(s: Stack) -> dict[str, str]:
 
 def statements(command: list[str], env: dict[str, str]) -> str:
     """How many statements one run of the PostgreSQL checks sends (psycopg's execute calls)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "opscheck_bench_counter.py").write_text(_COUNTER)
-        path = os.pathsep.join(filter(None, [tmp, env.get("PYTHONPATH")]))
-        done = subprocess.run(
-            [*command, "-p", "opscheck_bench_counter", "-s"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=REPO,
-            env={**env, "PYTHONPATH": path},
-        )
-    return next((line for line in done.stdout.splitlines() if "statements sent" in line), "?")
+    stdout = with_plugin(command, env, "opscheck_bench_counter", _COUNTER)
+    return next((line for line in stdout.splitlines() if "statements sent" in line), "?")
 
 
 def main() -> None:

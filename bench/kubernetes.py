@@ -35,7 +35,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from _timing import REPO, interleaved
+from _timing import interleaved, with_plugin
 
 from opscheck.testbed.demo_containers import NAMESPACE, containers_inventory, manifests, settle
 from opscheck.testbed.kubernetes import Cluster
@@ -78,19 +78,9 @@ def pytest_unconfigure(config):
 
 def api_requests(command: list[str], env: dict[str, str]) -> Counter[str]:
     """The API paths one opscheck run requests, with how often."""
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "opscheck_bench_kube_counter.py").write_text(_COUNTER)
-        path = os.pathsep.join(filter(None, [tmp, env.get("PYTHONPATH")]))
-        done = subprocess.run(
-            [*command, "-p", "opscheck_bench_kube_counter", "-s"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=REPO,
-            env={**env, "PYTHONPATH": path},
-        )
+    stdout = with_plugin(command, env, "opscheck_bench_kube_counter", _COUNTER)
     found: Counter[str] = Counter()
-    for line in done.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("api-request "):
             _, count, path = line.split(" ", 2)
             found[path] += int(count)
