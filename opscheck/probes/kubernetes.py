@@ -446,6 +446,6 @@ def kubelet_versions(kube: Kube) -> Measurement:
     expected = f"kubelets {server} or up to {MAX_KUBELET_SKEW} minor versions older"
     if bad:
         return Measurement.fact(
-            False, f"{len(bad)} kubelets outside the skew: {listing(bad, 3)}", expected
+            False, f"{plural(len(bad), 'kubelet')} outside the skew: {listing(bad, 3)}", expected
         )
     return Measurement.fact(True, f"kubelet {summary}; API server {server}", expected)
