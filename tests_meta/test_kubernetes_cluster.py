@@ -100,48 +100,6 @@ def test_cordoned_node(suite, cordoned):
     assert "localhost: cordoned (SchedulingDisabled)" in said(result), said(result)
 
 
-@pytest.fixture
-def old_node(kube_cluster: Cluster) -> Iterator[Cluster]:
-    """A second Node object in the real API server, as a node whose kubelet is v1.17.0 and
-    reports MemoryPressure would register itself (no kubelet runs for it); deleted after."""
-    kube_cluster.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "old-1"}})
-    try:
-        kube_cluster.apply_status(
-            {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {"name": "old-1"},
-                "status": {
-                    "nodeInfo": {"kubeletVersion": "v1.17.0"},
-                    "conditions": [
-                        {
-                            "type": "MemoryPressure",
-                            "status": "True",
-                            "reason": "KubeletHasInsufficientMemory",
-                            "message": "kubelet has insufficient memory available",
-                        }
-                    ],
-                },
-            }
-        )
-        yield kube_cluster
-    finally:
-        kube_cluster.kubectl("delete", "node", "old-1")  # gone before the next module lists nodes
-
-
-def test_old_kubelet_and_memory_pressure(suite, old_node):
-    suite.run(block("prod", old_node.opscheck_kubeconfig), paths=PATHS)
-    res = suite.results()
-    skew = res["test_kubelet_versions[prod]"]
-    assert skew["outcome"] == "failed"
-    assert said(skew) == (
-        "prod: 1 kubelet outside the skew: old-1: kubelet v1.17.0 vs API server v1.20.2"
-    ), said(skew)
-    pressure = res["test_node_conditions[prod]"]
-    assert pressure["outcome"] == "failed"
-    assert "old-1: MemoryPressure (kubelet has insufficient memory available)" in said(pressure)
-
-
 def test_account_without_rights_is_told_what_to_grant(suite, kube_cluster):
     """The testbed's `opscheck` user has a token and no role: /version answers (every account
     may read it), the node list is refused with the RBAC rule to add."""
