@@ -296,4 +296,16 @@ CHECKS: dict[str, Spec] = {
     "websocket.cert_days": Spec(
         "days", 30, 14, "below", title="days until the TLS certificate expires"
     ),
+    # Growth, judged from the history of earlier runs (`[[growth]]`). Runbooks: "df -h trend",
+    # "database size growth", "database grew > 10 % since yesterday". Two weeks' warning leaves
+    # time to order a disk; a week is the least that does. Growth limits are each entry's own.
+    "growth.days_until_full": Spec(
+        "days", 14, 7, "below", title="days until full at the growth of the window (linear fit)"
+    ),
+    "growth.per_day_pct": Spec(
+        "percent", None, None, title="growth since the value a day before", min=None
+    ),
+    "growth.per_week_pct": Spec(
+        "percent", None, None, title="growth since the value a week before", min=None
+    ),
 }

@@ -45,18 +45,20 @@ PASSWORD_ENV = "OPSCHECK_PUSHGATEWAY_PASSWORD"
 
 VERDICTS = {"OK": 0, "WARN": 1, "CRIT": 2}
 # opscheck_run_checks{verdict}: every check of the run in exactly one, all always present (0 too).
-RUN_VERDICTS = ("ok", "warn", "crit", "failed", "error", "skipped")
+RUN_VERDICTS = ("ok", "warn", "crit", "failed", "error", "not_run", "skipped")
 _LABELS = ("check", "target", "subject")
 
 
 def run_verdict(entry: dict[str, Any]) -> str:
     """A JSON report entry's word in ``opscheck_run_checks``: its worst verdict when it judged
     something (a CRIT fails the test, a WARN does under --fail-on-warn), else ``failed`` (it
-    could not measure: a probe error, a target down), ``error`` or ``skipped``."""
+    could not measure: a probe error, a target down), ``error``, ``not_run`` (its target is down:
+    its connectivity check is the ``failed`` one) or ``skipped``."""
     outcome, verdict = entry.get("outcome", "error"), entry.get("verdict")
     if outcome == "failed":
         return str(verdict).lower() if verdict in ("WARN", "CRIT") else "failed"
-    return {"passed": "ok", "warned": "warn", "skipped": "skipped"}.get(outcome, "error")
+    words = {"passed": "ok", "warned": "warn", "not_run": "not_run", "skipped": "skipped"}
+    return words.get(outcome, "error")
 
 
 def registry_of(
@@ -96,7 +98,8 @@ def registry_of(
     one("opscheck_run_duration_seconds", "How long the run took", duration)
     counts = gauge(
         "opscheck_run_checks",
-        "Checks of the run by verdict (ok warn crit; failed: could not measure; error; skipped)",
+        "Checks of the run by verdict (ok warn crit; failed: could not measure; error; "
+        "not_run: target down; skipped)",
         ("verdict",),
     )
     tally = dict.fromkeys(RUN_VERDICTS, 0)

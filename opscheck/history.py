@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,63 @@ _FIELDS = (
     *("check", "title", "target", "subject", "value", "unit", "warn", "crit", "direction"),
     *("verdict", "measured", "threshold", "message", "detail"),
 )
+
+
+def store_path(config: Any, settings: Any) -> Path | None:
+    """Where this run's history store is: ``settings.history.path`` (relative to where opscheck
+    was started), else ``<reports dir>/history.sqlite`` when the run archives its reports; None
+    when the store is off or the run keeps no archive. ``config`` is the pytest config,
+    ``settings`` the ``[settings.history]`` model."""
+    if not settings.enabled:
+        return None
+    start = Path(config.invocation_params.dir)
+    if settings.path:
+        return start / settings.path
+    if not config.getoption("archive"):
+        return None
+    reports = config.getoption("reports_dir") or os.environ.get("OPSCHECK_REPORTS_DIR") or "reports"
+    return start / reports / FILENAME
+
+
+Key = tuple[str, str, str]  # check, target, subject
+Point = tuple[str, float]  # started (ISO 8601, UTC), value in the record's base unit
+
+
+def series(
+    path: Path | None,
+    checks: Iterable[str] | None = None,
+    since: str = "",
+    before: str = "9999",
+) -> dict[Key, list[Point]]:
+    """Read only: the stored values per check/target/subject, oldest first, of runs started in
+    [``since``, ``before``) (ISO 8601 strings), for ``checks`` (default: all). A missing store
+    is empty history; records without a value are left out."""
+    if path is None or not path.exists():
+        return {}
+    query = (
+        'SELECT "check", target, subject, started, value FROM records '
+        "WHERE started >= ? AND started < ? AND value IS NOT NULL"
+    )
+    params: list[Any] = [since, before]
+    if checks is not None:
+        wanted = sorted(set(checks))
+        if not wanted:
+            return {}
+        query += f' AND "check" IN ({", ".join("?" * len(wanted))})'
+        params += wanted
+    out: dict[Key, list[Point]] = {}
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=TIMEOUT)) as db:
+        for check, target, subject, started, value in db.execute(
+            query + " ORDER BY started", params
+        ):
+            out.setdefault((check, target, subject), []).append((started, value))
+    return out
+
+
+def latest(path: Path | None, before: str, checks: Iterable[str] | None = None) -> dict[Key, Point]:
+    """Read only: the newest stored value of each check/target/subject before ``before``."""
+    return {key: points[-1] for key, points in series(path, checks, before=before).items()}
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -93,10 +151,10 @@ def record_run(path: Path, document: dict[str, Any], jump: float = 0.5) -> int:
     with closing(connect(path)) as db:
         db.execute("BEGIN IMMEDIATE")  # one writer at a time: previous values are consistent
         try:
-            started = document["started"]
+            key = _run_key(document)
             for test in document.get("tests", []):
                 for record in test.get("records", []):
-                    _previous(db, record, started, jump)
+                    _previous(db, record, key, jump)
                 notes = [r["detail"].split("\n")[0] for r in test.get("records", []) if r["jump"]]
                 if notes:
                     test["detail"] = "\n".join([*notes, test.get("detail", "")]).strip()
@@ -108,11 +166,18 @@ def record_run(path: Path, document: dict[str, Any], jump: float = 0.5) -> int:
     return added
 
 
-def _previous(db: sqlite3.Connection, record: dict[str, Any], started: str, jump: float) -> None:
+def _previous(
+    db: sqlite3.Connection, record: dict[str, Any], key: tuple[str, ...], jump: float
+) -> None:
+    """The newest value stored before this run: started earlier, or in the same second (reports
+    say their start to the second) by another run that was appended before it (rowid order)."""
+    started, *rest = key
     row = db.execute(
         'SELECT value FROM records WHERE "check" = ? AND target = ? AND subject = ? '
-        "AND started < ? AND value IS NOT NULL ORDER BY started DESC LIMIT 1",
-        (record["check"], record["target"], record["subject"], started),
+        "AND value IS NOT NULL AND (started < ? OR (started = ? "
+        "AND (schedule, host, run_id, shard) <> (?, ?, ?, ?))) "
+        "ORDER BY started DESC, rowid DESC LIMIT 1",
+        (record["check"], record["target"], record["subject"], started, started, *rest),
     ).fetchone()
     _change(record, row[0] if row else None, jump)
 

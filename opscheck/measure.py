@@ -52,6 +52,7 @@ IMPORTS = {
     "docker": ("docker", "docker.tls", "requests", "urllib3"),
     "kubernetes": ("kubernetes.client", "kubernetes.config", "urllib3"),
     "websocket": ("websockets.sync.client", "requests.utils", "cryptography.x509"),
+    "growth": ("sqlite3", "statistics"),  # read in the test, not ahead (fixtures/growth.py)
 }  # fmt: skip
 
 

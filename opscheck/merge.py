@@ -127,7 +127,8 @@ class Merged:
 
     def code(self, fail_on_warn: bool = False) -> int:
         summary = self.document["summary"]
-        if self.missing or summary["failed"] or summary["error"]:
+        # not_run: checks of a down target, pytest failures (as their connectivity check is)
+        if self.missing or summary["failed"] or summary["error"] or summary["not_run"]:
             return FAILED
         if fail_on_warn and summary["warned"]:
             return FAILED
@@ -139,7 +140,7 @@ class Merged:
         summary = self.document["summary"]
         rid = self.document.get("run_id")
         head = f"{self.document['schedule']} run" + (f" {rid}" if rid else "")
-        cells = ", ".join(f"{summary[o]} {o}" for o in OUTCOMES)
+        cells = ", ".join(f"{summary[o]} {o.replace('_', ' ')}" for o in OUTCOMES)
         where = ""
         if self.archive:
             also = ".xml, .json" if self.archive.final("xml").exists() else ".json"
@@ -432,7 +433,7 @@ _STYLE = """body{font-family:Helvetica,Arial,sans-serif;font-size:14px;margin:1.
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 7px;
 text-align:left;vertical-align:top}th{background:#f2f2f2}.detail{white-space:pre-wrap;color:#555}
 .failed,.error{color:#c62828;font-weight:bold}.warned{color:#b26a00;font-weight:bold}
-.passed{color:#2e7d32}.skipped{color:#777}"""
+.passed{color:#2e7d32}.skipped,.not_run{color:#777}"""
 
 
 def page(merged: Merged, folder: Path) -> str:
@@ -481,7 +482,7 @@ def page(merged: Merged, folder: Path) -> str:
         )
         if detail:
             rows.append(f'<tr><td></td><td colspan="6" class="detail">{e(detail)}</td></tr>')
-    summary = ", ".join(f"{doc['summary'][o]} {o}" for o in OUTCOMES)
+    summary = ", ".join(f"{doc['summary'][o]} {o.replace('_', ' ')}" for o in OUTCOMES)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title><style>{_STYLE}</style>
 </head><body><h1>{e(title)}</h1>

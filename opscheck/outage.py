@@ -1,11 +1,14 @@
 """A mass outage reads as one line per unreachable target, and is printed in seconds.
 
 When a target is down, its connectivity check fails with the real error and its other checks
-fail at once, pointing to it (``web1: unreachable (see test_host_reachable[web1]): …``). Those
-pointing failures stay failures in every report (JSON, JUnit, HTML, the exit code); the terminal
-counts them as ``unreachable`` instead of listing each again: 2,000 dead targets are 2,000
-entries under FAILURES and 2,000 ``FAILED`` lines, not 10,000 of each. Each carries the user
-property ``unreachable`` = the test that holds the real error.
+fail at once, pointing to it (``web1: unreachable (see test_host_reachable[web1]): …``). A down
+target is one problem: those pointing checks were not run. They stay pytest failures (the exit
+code, ``-x``), but the terminal counts them as ``unreachable`` instead of listing each again
+(2,000 dead targets are 2,000 entries under FAILURES and 2,000 ``FAILED`` lines, not 10,000 of
+each), the JSON report gives them the outcome ``not_run`` (opscheck.report) and JUnit records them
+as skipped with the same reason, ``not run: web1 unreachable (see test_host_reachable[web1])``:
+CI viewers show one failure per down target, and the run stays red. Each carries the user
+properties ``unreachable`` = the test that holds the real error and ``not_run`` = that reason.
 
 pytest's failure summary is also quadratic: for every failure it scans every report of the run
 for that test's teardown output (``TerminalReporter._get_teardown_reports``): 177 s of a 215 s
@@ -15,6 +18,7 @@ for a down target is one line without a traceback, so pytest is spared analysing
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -23,6 +27,21 @@ import pytest
 from opscheck.session import TargetDown
 
 UNREACHABLE = "unreachable"  # the user property, and the terminal's word for such a failure
+NOT_RUN = "not_run"  # the user property holding the reason; the JSON report's outcome
+
+
+def not_run_reason(down: TargetDown) -> str:
+    """Why a check of a down target was not run, pointing to the test with the real error."""
+    return f"not run: {down.name} unreachable (see {down.seen})"
+
+
+def not_run(report: pytest.TestReport) -> str | None:
+    """The reason a check was not run (its target is down), or None: it ran."""
+    if report.when == "call" and report.failed:
+        for key, value in report.user_properties:
+            if key == NOT_RUN:
+                return str(value)
+    return None
 
 
 def _target_down(excinfo: pytest.ExceptionInfo[BaseException] | None) -> TargetDown | None:
@@ -58,9 +77,9 @@ def pytest_runtest_makereport(
         excinfo.traceback = excinfo.traceback[-1:]
     report = yield
     if down is not None and report.failed and _pointing(excinfo, down):
-        see = (UNREACHABLE, down.seen)
-        report.user_properties.append(see)
-        item.user_properties.append(see)  # JUnit writes the properties of the last report
+        for pair in ((UNREACHABLE, down.seen), (NOT_RUN, not_run_reason(down))):
+            report.user_properties.append(pair)
+            item.user_properties.append(pair)  # JUnit writes the properties of the last report
     return report
 
 
@@ -77,6 +96,37 @@ def pytest_configure(config: pytest.Config) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None and callable(getattr(reporter, "_get_teardown_reports", None)):
         reporter._get_teardown_reports = _indexed_teardown_reports(reporter)
+    config.pluginmanager.register(_JUnitNotRun(config), "opscheck-junit-not-run")
+
+
+class _JUnitNotRun:
+    """JUnit has no "not run": a check of a down target becomes a ``<skipped>`` with its reason
+    (the failure line, with the real error, as its text) instead of a ``<failure>``. Jenkins and
+    GitLab then show one failure per down target (its connectivity check) and the rest as
+    skipped; the run stays red (that failure, the exit code)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+
+    @pytest.hookimpl(trylast=True)  # after junitxml wrote the <failure>
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        reason = not_run(report)
+        if reason is None:
+            return
+        from _pytest.junitxml import bin_xml_escape, xml_key
+
+        logxml = self._config.stash.get(xml_key, None)  # None: no --junitxml, an xdist worker
+        if logxml is None:
+            return
+        nodes = logxml.node_reporter(report).nodes
+        failures = [i for i, node in enumerate(nodes) if node.tag == "failure"]
+        if not failures:
+            return
+        skipped = ET.Element("skipped", type="opscheck.not_run", message=bin_xml_escape(reason))
+        skipped.text = nodes[failures[-1]].text
+        nodes[failures[-1]] = skipped
+        logxml.stats["failure"] -= 1
+        logxml.stats["skipped"] += 1
 
 
 def _indexed_teardown_reports(reporter: Any) -> Callable[[Any], list[pytest.TestReport]]:

@@ -34,6 +34,7 @@ pytest_plugins = [
     "fixtures.docker",
     "fixtures.kubernetes",
     "fixtures.websocket",
+    "fixtures.growth",
     "opscheck.shard",  # --shard I/N: this runner's slice of the targets
     "opscheck.xdist_target",  # -n N: a target's tests on one worker
     "opscheck.outage",  # a mass outage: one line per unreachable target, printed in seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import html
+import importlib.metadata
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import sqlite3
 import stat
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from opscheck import archive_index, history
+from opscheck import archive_index, history, outage, report_page
 from opscheck import shard as sharding
 from opscheck.checks import CATEGORIES, SCHEDULES
 from opscheck.config import Config
@@ -30,9 +31,10 @@ from opscheck.measure import MEASURED_SECONDS
 
 SCHEMA_VERSION = 1  # of the JSON report: opscheck/schema/report.schema.json
 
-OUTCOMES = ("passed", "warned", "failed", "error", "skipped")
+# not_run: a check of a target that is down (opscheck/outage.py): a pytest failure, counted apart.
+OUTCOMES = ("passed", "warned", "failed", "error", "not_run", "skipped")
 _COLUMNS = ("target", "measured", "threshold", "verdict")
-_LABELS = ("check_id", "target", "schedule", "category")
+_LABELS = ("check_id", "target", "schedule", "category", "section", "title")
 _VERDICTS = ("OK", "WARN", "CRIT")
 _VERDICT_STYLE = {
     "OK": "color:#2e7d32",
@@ -66,11 +68,17 @@ def _merge(records: list[Record], key: str) -> str:
 
 
 def _reason(report: pytest.TestReport) -> str:
+    if reason := outage.not_run(report):  # not run: web1 unreachable (see test_…[web1])
+        return reason
     if isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     # xdist heads a worker's failure with "[gw0] linux -- Python 3.11 ...": not the reason.
     text = re.sub(r"^\[gw\d+\] .*\n", "", report.longreprtext).strip()
     return text[-2000:]
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n")[0].strip()
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -287,6 +295,43 @@ def schedule_name(markexpr: str) -> str:
     return chosen[0] if len(chosen) == 1 and "not" not in words else ("-".join(chosen) or "all")
 
 
+class PageChanged(Exception):
+    """pytest-html's page no longer has the text opscheck amends (a new pytest-html)."""
+
+
+# pytest-html's app.js filters by a fixed list of outcomes: Warned and NotRun join it.
+_FILTERS = "const possibleFilters = [\n    'passed',\n"
+_SORT_ORDER = "'Skipped', 'Passed']"
+# "There are still tests running": hidden by a class, which a CSP that blocks styles undoes.
+# (outcome, label, the pytest-html outcome it is counted under otherwise)
+_OWN_OUTCOMES = (("warned", "Warned", "passed"), ("notrun", "Not run", "failed"))
+_RELOAD = re.compile(r'\s*<div class="summary__reload">.*?</div>\s*</div>\s*</div>', re.S)
+_ENVIRONMENT = re.compile(r'(<div id="environment-header">)\s*<h2>Environment</h2>\s*')
+
+
+def amend_page(text: str) -> str:
+    """pytest-html's finished page with Warned as a filter and sort order, without the reload
+    box; PageChanged when the text to amend is not there."""
+    for anchor in (_FILTERS, _SORT_ORDER):
+        if anchor not in text:
+            raise PageChanged(f"pytest-html's page has no {anchor!r}")
+    text = text.replace(_FILTERS, _FILTERS + "    'warned',\n    'notrun',\n", 1)
+    text = text.replace(_SORT_ORDER, "'NotRun', 'Warned', " + _SORT_ORDER, 1)
+    text, found = _RELOAD.subn("", text, count=1)
+    if not found:
+        raise PageChanged("pytest-html's page has no reload box")
+    # Its heading goes; the (empty) header and table stay: the script looks for them.
+    return _ENVIRONMENT.sub(r"\1", text, count=1)
+
+
+def _finish_page(path: Path, atomic: bool) -> None:
+    text = amend_page(path.read_text(encoding="utf-8"))
+    if atomic:
+        _write_atomic(path, text)
+    else:  # the archive's partial file, published (renamed) afterwards
+        path.write_text(text, encoding="utf-8")
+
+
 class Reporter:
     """Collects each test's outcome and numbers; writes the summary, JSON and archive."""
 
@@ -298,6 +343,10 @@ class Reporter:
         self._controller = not hasattr(config, "workerinput")
         self.archive: Archive | None = None
         self.history_note = ""  # why the history store was not written (opscheck/history.py)
+        self._html: Any = None  # pytest-html's report data (pytest_html_report_title)
+        self._built: dict[str, Any] | None = None  # built before pytest-html renders
+        # rows of pytest-html's table shown as Warned (else Passed) and NotRun (else Failed)
+        self._moved_rows: Counter[str] = Counter()
         json_path = config.getoption("json_report")
         self._json_path = Path(json_path) if json_path else None
         if self._controller and config.getoption("archive"):
@@ -318,6 +367,22 @@ class Reporter:
 
     # -- collecting -------------------------------------------------------------------------
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[Any]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """The runbook section (the module docstring's first line) and the check title (the
+        test docstring's first line) travel with the report, to xdist's controller too."""
+        report = yield
+        if call.when != "teardown" and any(k == "check_id" for k, _ in report.user_properties):
+            module = getattr(getattr(item, "module", None), "__doc__", None) or ""
+            function = getattr(getattr(item, "function", None), "__doc__", None) or ""
+            report.user_properties += [
+                ("section", _first_line(module)),
+                ("title", _first_line(function)),
+            ]
+        return report
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not any(k == "check_id" for k, _ in report.user_properties):
             return  # not an opscheck check (e.g. a plain test beside the suites)
@@ -327,7 +392,7 @@ class Reporter:
         took = dict(report.user_properties).get(MEASURED_SECONDS) if report.when == "call" else None
         entry["duration"] = round(entry["duration"] + (took or report.duration), 3)
         props = _props(report)
-        for key in ("check_id", "target", "schedule", "category"):
+        for key in _LABELS:
             entry.setdefault(key, props.get(key, ""))
         for key in ("check", "measured", "threshold", "verdict", "message", "detail", "records"):
             if key in props:
@@ -345,6 +410,8 @@ class Reporter:
     def _outcome(report: pytest.TestReport, props: dict[str, Any]) -> str:
         if report.skipped:
             return "skipped"
+        if outage.not_run(report):  # its target is down: one problem, its connectivity check's
+            return "not_run"
         if report.failed:
             return "error" if report.when != "call" else "failed"
         return "warned" if props.get("verdict") == "WARN" else "passed"
@@ -380,7 +447,7 @@ class Reporter:
                 terminalreporter.write_line(f"WARN {result['id']} - {result.get('message', '')}")
         terminalreporter.write_sep("-", "opscheck summary by category")
         for category, counts in self.by_category().items():
-            cells = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o])
+            cells = ", ".join(f"{counts[o]} {o.replace('_', ' ')}" for o in OUTCOMES if counts[o])
             terminalreporter.write_line(f"{category:<14} {cells}")
         if self.checked_nothing() and not sharding.excused(self._config):
             terminalreporter.write_line(
@@ -421,10 +488,27 @@ class Reporter:
             "measured": props.get("measured", ""),
             "threshold": props.get("threshold", ""),
         }
+        if report.skipped:
+            values["measured"] = f"skipped: {_reason(report)}"
+        not_run = outage.not_run(report)
+        if not_run:
+            values["measured"], verdict = not_run, "NOT RUN"
         new = [f'<td class="col-{k}">{html.escape(str(v))}</td>' for k, v in values.items()]
         style = _VERDICT_STYLE.get(verdict, "")
         new.append(f'<td class="col-verdict" style="{style}">{verdict}</td>')
         cells[2:2] = new
+        if report.when == "call" and report.passed and verdict == "WARN":
+            cells[0] = '<td class="col-result">Warned</td>'  # its own outcome: see _own_outcomes
+            self._moved_rows["warned"] += 1
+        elif not_run:
+            cells[0] = '<td class="col-result">NotRun</td>'
+            self._moved_rows["notrun"] += 1
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
+        """A skip's log is its reason in one line, not the Python tuple pytest keeps."""
+        if report.skipped:
+            data[:] = [html.escape(f"skipped: {_reason(report)}")]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(
@@ -435,13 +519,73 @@ class Reporter:
             for c, n in self.by_category().items()
         )
         head = "".join(f"<th>{o}</th>" for o in OUTCOMES)
+        document = self._built or self._document()
+        prefix.append(report_page.top(document, self.facts(), self.archive is not None))
+        prefix.append(self._trends(document))
+        prefix.append(report_page.checklist(document.get("tests", [])))
         prefix.append(
             "<h2>Checklist by category</h2>"
             f'<table id="opscheck-categories"><tr><th>category</th>{head}</tr>{rows}</table>'
         )
 
+    def _trends(self, document: dict[str, Any]) -> str:
+        """opscheck/trends.py's plots; a one-line note when they cannot be drawn."""
+        settings = self._loaded.inventory.settings.history
+        if not settings.trends:
+            return ""
+        try:
+            from opscheck import trends
+
+            store = history.store_path(self._config, settings)
+            return str(trends.section(store, document, settings.trend_days))
+        except Exception as error:  # a report extra never fails a run
+            return f'<p class="opscheck-note">Trends not drawn: {html.escape(str(error))}</p>'
+
+    def facts(self) -> dict[str, str]:
+        """The run's facts: shown first, in place of pytest-metadata's plugin versions."""
+        option = self._config.option
+        try:
+            version = importlib.metadata.version("opscheck")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        took = (datetime.now(UTC) - self._started).total_seconds()
+        selection = " ".join(
+            f"{flag} {value!r}"
+            for flag, value in (("-m", option.markexpr), ("-k", option.keyword))
+            if value
+        )
+        return {
+            "Schedule": schedule_name(option.markexpr or ""),
+            "Inventory": str(self._loaded.inventory_path or ""),
+            "Runner host": socket.gethostname(),
+            "opscheck version": version,
+            "Started (UTC)": f"{self._started:%Y-%m-%d %H:%M:%S}",
+            "Duration": f"{took:.0f} s",
+            "Selection": selection or "all checks (no -m, no -k)",
+        }
+
+    def _own_outcomes(self) -> None:
+        """pytest-html counts a WARN row as passed and a not-run row as failed: give Warned and
+        NotRun their own counts and checkboxes."""
+        if self._html is None:
+            return
+        outcomes = self._html.outcomes
+        order = list(outcomes.items())
+        outcomes.clear()
+        for key, value in order:
+            outcomes[key] = value
+            for own, label, was in _OWN_OUTCOMES:
+                if key == was:
+                    moved = min(self._moved_rows[own], value["value"])
+                    value["value"] -= moved
+                    outcomes[own] = {"label": label, "value": moved}
+        # The facts are the static #opscheck-facts table (which renders without JavaScript and
+        # under a CSP); pytest-html's script-drawn Environment table would only repeat them.
+        self._html.set_data("environment", {})
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report: Any) -> None:
+        self._html = report
         report.title = (
             f"opscheck {schedule_name(self._config.option.markexpr or '')} "
             f"{self._started:%Y-%m-%d %H:%M} UTC"
@@ -459,13 +603,25 @@ class Reporter:
         nothing = self.checked_nothing() and not sharding.excused(self._config)  # see shard.py
         if self._controller and nothing and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+        if self._controller:
+            # Before pytest-html renders its page (its sessionfinish runs inside this wrapper):
+            # the page shows each record's previous value and change.
+            self._built = document = self._document()
+            self._record_history(document)  # opscheck/history.py: previous values, then append
+            self._own_outcomes()
         # Innermost wrapper: pytest-html and junitxml have written their files when we resume,
         # and the terminal summary (which prints their paths) has not run yet.
         yield
         if not self._controller:
             return
-        document = self._document()
-        self._record_history(document)  # opscheck/history.py: previous values, then append
+        document = self._built or self._document()
+        html_path = self._config.option.htmlpath
+        if html_path and Path(html_path).exists():
+            try:
+                _finish_page(Path(html_path), atomic=self.archive is None)
+            except (OSError, PageChanged) as error:
+                note = f"opscheck: {html_path}: WARN filter not added: {error}"
+                self.history_note = "\n".join(filter(None, (self.history_note, note)))
         targets = [p for p in (self._json_path,) if p]
         if self.archive:
             targets.append(self.archive.final("json"))
@@ -484,13 +640,9 @@ class Reporter:
     def _record_history(self, document: dict[str, Any]) -> None:
         """Append the run's records to the history store; a failure is reported, never raised."""
         settings = self._loaded.inventory.settings.history
-        if not settings.enabled or not (settings.path or self.archive):
+        path = history.store_path(self._config, settings)
+        if path is None:
             return
-        path = (
-            self._config.invocation_params.dir / settings.path
-            if settings.path
-            else self.archive.day.parent / history.FILENAME  # type: ignore[union-attr]
-        )
         document["host"] = socket.gethostname()
         try:
             added = history.record_run(path, document, settings.jump)

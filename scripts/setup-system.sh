@@ -13,6 +13,7 @@ packages=(
   prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter
                                    # the Prometheus, Alertmanager and metrics tests and demo
   docker.io busybox-static         # dockerd and a registry-free image for the Docker tests
+  chromium fonts-dejavu-core      # the report's browser tests (Playwright drives this chromium)
   etcd-server openssl              # the testbed Kubernetes: its etcd, its PKI (the Kubernetes
                                    # binaries: build-kubernetes.sh, which installs its own
                                    # build packages golang-go rsync gcc make dpkg-dev when it runs)

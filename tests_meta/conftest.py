@@ -23,7 +23,9 @@ def _libraries_imported_once() -> None:
     "Unsupported GeneralName type"). Imported before any run, they stay for every run. (A
     fixture, not module code: a misrooted `pytest` run in the checkout loads this conftest too.)
     """
-    for module in {name for names in IMPORTS.values() for name in names} | {"boto3"}:
+    # numpy (under matplotlib: the report's trend plots) refuses outright to be imported twice.
+    extra = {"boto3", "matplotlib.figure", "matplotlib.dates", "matplotlib.backends.backend_svg"}
+    for module in {name for names in IMPORTS.values() for name in names} | extra:
         importlib.import_module(module)
 
 

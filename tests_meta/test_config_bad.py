@@ -532,7 +532,7 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         '[hosts.disk_used_pct]\ncrit = "80%"\n',
         "thresholds.toml: hosts: unknown component (did you mean 'host'? "
         "known: host, http, postgres, redis, sqlite, logs, backup, prometheus, alertmanager, "
-        "metrics, docker, kubernetes, websocket)",
+        "metrics, docker, kubernetes, websocket, growth)",
     ),
     "check written as a key, not a table": (
         HOST,
@@ -1312,6 +1312,57 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "",
         "inventory.toml: websocket[0].sendd: unknown key (did you mean 'send'?)",
     ),
+    # -- growth ----------------------------------------------------------------------------
+    "growth unknown check": (
+        '[[growth]]\nname = "disk"\ncheck = "host.disk_usage"\n',
+        "",
+        "inventory.toml: growth[0].check: expected the check key of a measured value, such as "
+        "'host.disk_used_pct' or 'postgres.database_size', got 'host.disk_usage' "
+        "(did you mean 'host.disk_used_pct'?)",
+    ),
+    "growth of a yes/no check": (
+        '[[growth]]\nname = "svc"\ncheck = "host.services"\n',
+        "",
+        "inventory.toml: growth[0].check: host.services is a yes/no check: its records have no "
+        "value that grows",
+    ),
+    "growth days_until_full without full": (
+        '[[growth]]\nname = "db"\ncheck = "postgres.database_size"\n'
+        "days_until_full = { warn = 30, crit = 14 }\n",
+        "",
+        "inventory.toml: growth[0]: days_until_full needs full: the capacity of "
+        "postgres.database_size in its unit (such as '500GB')",
+    ),
+    "growth with nothing to judge": (
+        '[[growth]]\nname = "db"\ncheck = "postgres.database_size"\n',
+        "",
+        "inventory.toml: growth[0]: expected full (for days until full), per_day or per_week: "
+        "nothing to judge of postgres.database_size",
+    ),
+    "growth full not a size": (
+        '[[growth]]\nname = "db"\ncheck = "postgres.database_size"\nfull = "500 gigs"\n',
+        "",
+        "inventory.toml: growth[0].full: expected a size such as '512KB', '10MB', '2GiB', got "
+        "'500 gigs' (unknown unit 'gigs'; known: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)",
+    ),
+    "growth days_until_full warn below crit": (
+        '[[growth]]\nname = "disk"\ncheck = "host.disk_used_pct"\n'
+        "days_until_full = { warn = 7, crit = 14 }\n",
+        "",
+        "inventory.toml: growth[0].days_until_full: warn 7 days is below crit 14 days: warn must "
+        'be above crit (direction "below": lower is worse)',
+    ),
+    "growth per_day warn above crit": (
+        '[[growth]]\nname = "db"\ncheck = "postgres.database_size"\n'
+        "per_day = { warn = 20, crit = 10 }\n",
+        "",
+        "inventory.toml: growth[0].per_day: warn 20 % is above crit 10 %: warn must be below crit",
+    ),
+    "growth min_runs below 2": (
+        '[[growth]]\nname = "disk"\ncheck = "host.disk_used_pct"\nmin_runs = 1\n',
+        "",
+        "inventory.toml: growth[0].min_runs: expected a number >= 2, got 1",
+    ),
     "sqlite empty path": (
         '[[sqlite]]\nname = "app"\npath = ""\n',
         "",
@@ -1547,6 +1598,26 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "",
         "inventory.toml: settings.timeout: expected a duration up to 2m (every network call waits "
         "up to this long), got '10m'",
+    ),
+    "trend plots over fewer than 2 days": (
+        "[settings.history]\ntrend_days = 1\n" + HOST,
+        "",
+        "inventory.toml: settings.history.trend_days: expected a number >= 2, got 1",
+    ),
+    "trend plots over more than a year": (
+        "[settings.history]\ntrend_days = 400\n" + HOST,
+        "",
+        "inventory.toml: settings.history.trend_days: expected a number <= 366, got 400",
+    ),
+    "trend days with a unit": (
+        '[settings.history]\ntrend_days = "30d"\n' + HOST,
+        "",
+        "inventory.toml: settings.history.trend_days: expected an integer, got '30d'",
+    ),
+    "trends not true or false": (
+        '[settings.history]\ntrends = "yes"\n' + HOST,
+        "",
+        "inventory.toml: settings.history.trends: expected true or false, got 'yes'",
     ),
     "target schedule listed twice": (
         HOST + 'schedules = ["morning", "morning"]\n',

@@ -102,7 +102,7 @@ SEVERAL_LINES = [
     "inventory.toml: logs[0].host: no [[host]] target named 'web2' (known: web1)",
     "thresholds.toml: hosts: unknown component (did you mean 'host'? "
     "known: host, http, postgres, redis, sqlite, logs, backup, prometheus, alertmanager, "
-    "metrics, docker, kubernetes, websocket)",
+    "metrics, docker, kubernetes, websocket, growth)",
     "thresholds.toml: http.latency_avg.targets.apl: no http target named 'apl' in "
     "inventory.toml (did you mean 'api'?)",
     "thresholds.toml: host.disk_used_pct.crit: 800 % can never be reached: "

@@ -105,9 +105,9 @@ def test_server_frozen_mid_run_costs_one_deadline(
     ]
     assert len(others) == CHECKS - 2
     for other in others:
+        assert other["outcome"] == "not_run", other["id"]
         assert other["reason"] == (
-            "frozen: unreachable (stopped answering in test_connections_below_limit[frozen]): "
-            f"no answer within {DEADLINE:g} s"
+            "not run: frozen unreachable (see test_connections_below_limit[frozen])"
         ), other["id"]
         assert other["duration"] < 1.5, other["id"]
     healthy_ones = [r for test, r in res.items() if test.endswith("[healthy]")]

@@ -186,13 +186,15 @@ def _xdist_run(pytester: pytest.Pytester, inventory: str, *args: str) -> dict[st
     )
     tests: dict[str, dict] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
-        if case.find("skipped") is not None:
+        skipped = case.find("skipped")
+        not_run = skipped is not None and skipped.get("type") == "opscheck.not_run"
+        if skipped is not None and not not_run:
             continue  # a check no target of the inventory applies to
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
-        failure = case.find("failure")
+        failure = case.find("failure") if not not_run else skipped
         tests[str(case.get("name"))] = {
             "worker": props.get("xdist_worker"),
-            "outcome": "failed" if failure is not None else "passed",
+            "outcome": "not_run" if not_run else "failed" if failure is not None else "passed",
             "message": "" if failure is None else failure.get("message", ""),
             "unreachable": props.get("unreachable"),
         }
@@ -275,14 +277,19 @@ def test_xdist_tries_a_refusing_host_once(pytester, sshd, tmp_path):
     refused_before = _count(sshd, REFUSED_AUTH)
     tests = _xdist_run(pytester, inventory)
     locked = {n: t for n, t in tests.items() if n.endswith("[locked]")}
-    assert len(locked) == MIDDAY and all(t["outcome"] == "failed" for t in locked.values())
+    assert len(locked) == MIDDAY
+    assert [t["outcome"] for t in locked.values()].count("failed") == 1  # the rest not run
     assert len({t["worker"] for t in locked.values()}) == 1
     real = [t for t in locked.values() if not t["unreachable"]]
     assert [t["message"] for t in real] == [
         "Failed: locked: unreachable: root@127.0.0.1: Permission denied (publickey)."
     ]
     assert all(
-        t["unreachable"] == "test_host_reachable[locked]" for t in locked.values() if t not in real
+        t["unreachable"] == "test_host_reachable[locked]"
+        and t["outcome"] == "not_run"
+        and t["message"] == "not run: locked unreachable (see test_host_reachable[locked])"
+        for t in locked.values()
+        if t not in real
     )
     assert _count(sshd, REFUSED_AUTH) == refused_before + 1  # one attempt, not one per worker
     others = [t for n, t in tests.items() if not n.endswith("[locked]")]
@@ -336,8 +343,10 @@ def test_mass_outage_reads_one_line_per_target(suite, sshd):
             assert r["outcome"] == "passed"
         elif not name.startswith(("test_host_reachable", "test_status_expected")):
             target = name.split("[")[1].rstrip("]")
-            assert r["outcome"] == "failed"
-            assert r["reason"].startswith(f"{target}: unreachable (see test_host_reachable[")
+            assert r["outcome"] == "not_run"
+            assert r["reason"].startswith(
+                f"not run: {target} unreachable (see test_host_reachable["
+            )
 
 
 def test_a_failures_teardown_output_is_still_shown(suite, pytester):

@@ -158,3 +158,39 @@ def test_history_can_be_switched_off(suite, tmp_path):
     root = tmp_path / "reports"
     _, document = _run(suite, root, "[settings.history]\nenabled = false\n")
     assert "history" not in document and not (root / "history.sqlite").exists()
+
+
+def test_runs_in_the_same_second_see_each_other_in_append_order(tmp_path):
+    """Reports give their start to the second: a second run started in the same second as one
+    already appended takes it as its previous run; its own report recorded again does not."""
+    store = tmp_path / "history.sqlite"
+    history.record_run(store, _document("2026-11-30T05:59:59+00:00", 10.0, host="runner0"))
+    first = _document("2026-11-30T06:00:00+00:00", 20.0, host="runner1")
+    second = _document("2026-11-30T06:00:00+00:00", 30.0, host="runner2")
+    assert history.record_run(store, first) == 1
+    assert history.record_run(store, second) == 1
+    assert first["tests"][0]["records"][0]["previous"] == 10.0
+    assert second["tests"][0]["records"][0]["previous"] == 20.0  # not 10: the same-second run
+    again = _document("2026-11-30T06:00:00+00:00", 30.0, host="runner2")
+    assert history.record_run(store, again) == 0  # already stored: added once
+    assert again["tests"][0]["records"][0]["previous"] == 20.0  # never itself
+    third = _document("2026-11-30T06:00:00+00:00", 40.0, host="runner3")
+    history.record_run(store, third)
+    assert third["tests"][0]["records"][0]["previous"] == 30.0  # the newest appended
+
+
+def test_two_real_runs_in_the_same_second(suite, tmp_path):
+    """A real archived run's report and, recorded after it, another runner's report of the same
+    start second (the same document, host changed, values +1): the second shows the first's
+    value as its previous and the change."""
+    root = tmp_path / "reports"
+    _, first = _run(suite, root)
+    other = json.loads(json.dumps(first))
+    other["host"] = "another-runner"
+    for test in other["tests"]:
+        for record in test["records"]:
+            record["value"] += 1.0
+    history.record_run(root / "history.sqlite", other)
+    assert other["started"] == first["started"]
+    assert _memory(other)["previous"] == _memory(first)["value"]
+    assert _memory(other)["change"] == pytest.approx(1.0)

@@ -93,7 +93,7 @@ def test_server_down_fails_the_handshake_then_the_rest_at_once(suite, bed):
     )
     for test in ("test_websocket_ping_latency_below_limit", "test_websocket_reply_expected"):
         assert said(res[f"{test}[gone]"]) == (
-            f"gone: unreachable (see test_websocket_handshake[gone]): {url}: connection refused"
+            "not run: gone unreachable (see test_websocket_handshake[gone])"
         )
     # The TLS checks of a ws:// target are not generated (skipped as [-]).
     assert result.parseoutcomes() == {"failed": 1, "unreachable": 2, "skipped": 2}
@@ -132,8 +132,7 @@ def test_frozen_server_costs_one_timeout_per_wait(suite):
     # at all once the ping found the server gone.
     assert reply in (
         "stuck: no reply containing 'x' to 'x' within 1 s (0 messages received)",
-        "stuck: unreachable (stopped answering in test_websocket_ping_latency_below_limit"
-        "[stuck]): ping 1 of 3: no pong within 1 s",
+        "not run: stuck unreachable (see test_websocket_ping_latency_below_limit[stuck])",
     ), reply
     assert elapsed < 15, f"{elapsed:.1f} s"  # two timeouts and the close, not hours
     assert result.parseoutcomes()["passed"] == 1

@@ -6,10 +6,10 @@ got '5 sec'``.
 
 Modules: ``base`` (strict models, ``Target``, durations, levels), ``errors`` (pydantic errors
 as lines), one schema module per component (``host``, ``http``, ``postgres``, ``redis``,
-``sqlite``, ``logs``, ``backup``) registered in ``inventory.COMPONENT_MODELS``, ``thresholds``
-(thresholds.toml and resolving a check's levels), ``selection`` (check ids the inventory names),
-``reading`` (UTF-8 TOML without invisible characters), ``urls`` (URLs without credentials) and
-``loading`` (``${VAR}``, secrets, ``load``).
+``sqlite``, ``logs``, ``backup``, ``growth`` ...) registered in ``inventory.COMPONENT_MODELS``,
+``thresholds`` (thresholds.toml and resolving a check's levels), ``selection`` (check ids the
+inventory names), ``reading`` (UTF-8 TOML without invisible characters), ``urls`` (URLs without
+credentials) and ``loading`` (``${VAR}``, secrets, ``load``).
 """
 
 from .alertmanager import AlertmanagerTarget
@@ -27,6 +27,7 @@ from .base import (
 )
 from .docker import DockerTarget
 from .errors import ConfigError, redact
+from .growth import GrowthTarget
 from .host import HostTarget
 from .http import HttpTarget, JsonValue
 from .inventory import COMPONENT_MODELS, COMPONENTS, Inventory, Settings
@@ -56,6 +57,7 @@ __all__ = [
     "DockerTarget",
     "Dsn",
     "Duration",
+    "GrowthTarget",
     "HostTarget",
     "HttpTarget",
     "InlineLevels",

@@ -21,6 +21,7 @@ from .backup import BackupTarget
 from .base import Strict, Target, Timeout, not_empty
 from .docker import DockerTarget
 from .errors import Loc, close_to, line, shown, translate
+from .growth import GrowthTarget
 from .host import HostTarget
 from .http import HttpTarget
 from .kubernetes import KubernetesTarget
@@ -48,6 +49,7 @@ COMPONENT_MODELS: dict[str, type[Target]] = {
     "docker": DockerTarget,
     "kubernetes": KubernetesTarget,
     "websocket": WebsocketTarget,
+    "growth": GrowthTarget,
 }
 COMPONENTS = tuple(COMPONENT_MODELS)
 
@@ -102,6 +104,9 @@ class HistorySettings(Strict):
     path: str | None = None
     # A change beyond this share of the previous value is flagged as a jump (0.5: +-50 %).
     jump: Annotated[float, Field(gt=0)] = 0.5
+    # Trend plots in the report (opscheck/trends.py) over this many days of history.
+    trends: bool = True
+    trend_days: Annotated[int, Field(ge=2, le=366)] = 30
 
 
 class Settings(Strict):

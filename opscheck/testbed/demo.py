@@ -11,11 +11,17 @@ containers (``opscheck.testbed.demo_containers``, started in the background mean
 single-node Kubernetes read as the opscheck ServiceAccount, with a worker that restarted once,
 and a Docker Engine running a compose project. One endpoint, one PromQL line and the worker's
 restart are deliberately past a warn level, so the report shows what a warning looks like.
+
+So that the index, the changes since the previous run and the trends have two days to show, the
+demo first takes a real morning reading (archived in a temporary folder) and files it as
+yesterday's morning run through the history store's API (``file_as_yesterday``); the page and the
+day log of that run say so. Then the real morning and evening runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import sqlite3
@@ -31,6 +37,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
 
+from opscheck import archive_index, history
+from opscheck.report import Archive, _write_atomic
 from opscheck.testbed.alertmanager import Alertmanager
 from opscheck.testbed.demo_containers import (
     THRESHOLDS,
@@ -355,6 +363,23 @@ name = "fossawork"
 path = {toml_value(str(s.sqlite_path))}
 tables = {{ work_orders = {{ crit = 1, direction = "below" }} }}
 
+[[growth]]                         # df -h trend: days until the demo host's disks are full
+name = "disk"
+check = "host.disk_used_pct"
+target = "localhost"
+
+[[growth]]                         # database size growth: "grew > 10 % since yesterday"
+name = "db-size"
+check = "postgres.database_size"
+target = "main"
+per_day = {{ warn = 5, crit = 10 }}
+per_week = {{ warn = 20, crit = 50 }}
+
+[[growth]]                         # Redis used memory: days until maxmemory
+name = "redis-memory"
+check = "redis.memory_used_pct"
+target = "cache"
+
 {monitoring_inventory(s.monitoring)}{_containers_inventory(s.containers)}"""
 
 
@@ -451,8 +476,54 @@ def _took(s: Stack) -> str:
     return f" (Kubernetes and Docker: {steps})"
 
 
+def file_as_yesterday(report: Path, reports: Path) -> Path:
+    """File a real run's archived report (``report``: its JSON, with the HTML and XML beside it)
+    in ``reports`` as if it had run at the same time yesterday: its start and finish moved back one
+    day, its records appended to ``reports``' history store (previous values and changes as for
+    any run), its files reserved and published as the archive does, the index and day log
+    rebuilt. The page and the day log say when the reading was really taken. The HTML page."""
+    document = json.loads(report.read_text(encoding="utf-8"))
+    taken = datetime.fromisoformat(document["started"])
+    when = taken - timedelta(days=1)
+    document["started"] = when.isoformat(timespec="seconds")
+    finished = datetime.fromisoformat(document["finished"]) - timedelta(days=1)
+    document["finished"] = finished.isoformat(timespec="seconds")
+    store = reports / history.FILENAME
+    document["history"] = {"path": str(store), "added": history.record_run(store, document)}
+    note = (
+        f"make demo: this reading was taken today at {taken:%H:%M:%S} UTC and filed as yesterday "
+        f"({when:%Y-%m-%d}), so that the index, the changes and the trends have two days to show."
+    )
+    archive = Archive(reports, document["schedule"], when=when)
+    try:
+        page = report.with_suffix(".html").read_text(encoding="utf-8")
+        said = f'<p id="opscheck-demo-note"><strong>{note}</strong></p>'
+        archive.partial("html").write_text(page.replace("<body>", f"<body>{said}", 1), "utf-8")
+        if report.with_suffix(".xml").exists():
+            archive.partial("xml").write_bytes(report.with_suffix(".xml").read_bytes())
+        _write_atomic(archive.final("json"), json.dumps(document, indent=2))
+        archive.publish()
+    except BaseException:
+        archive.discard()
+        raise
+    archive_index.rebuild(reports, {archive.day.name})
+    with (archive.day / archive_index.DAY_LOG).open("a", encoding="utf-8") as log:
+        log.write(f"\n- {note}\n")  # the operator's part of the day log: never regenerated
+    return archive.final("html")
+
+
+def _run_checks(
+    schedule: str, path: Path, thresholds: Path, env: dict[str, str], *extra: str
+) -> int:
+    command = [sys.executable, "-m", "pytest", "-m", schedule, "--archive", *extra]
+    command += ["--inventory", str(path), "--thresholds", str(thresholds)]
+    print("\nopscheck demo:", " ".join(command[1:]), flush=True)
+    return subprocess.run(command, cwd=REPO, env=env, check=False).returncode
+
+
 def main() -> int:
-    """Run the morning, then the evening checks on the demo stack; 0 when both runs completed."""
+    """Run the morning, then the evening checks on the demo stack; 0 when both runs completed.
+    Before them, a first morning reading is filed as yesterday's (``file_as_yesterday``)."""
     reports = REPO / "reports"
     archived: list[Path] = []
     began = time.monotonic()
@@ -466,12 +537,26 @@ def main() -> int:
         thresholds = Path(tmp) / "thresholds.toml"
         thresholds.write_text((REPO / "thresholds.toml").read_text() + THRESHOLDS)
         env = {**os.environ, **s.env}
+        earlier = Path(tmp) / "earlier"
+        first = time.monotonic()
+        code = _run_checks("morning", path, thresholds, env, "--reports-dir", str(earlier))
+        taken = sorted(earlier.glob("*/morning-*.json"))
+        if code not in (0, 1) or not taken:
+            print(
+                f"opscheck demo: the first morning reading did not complete (exit {code})",
+                file=sys.stderr,
+            )
+            return code or 1
+        yesterday = file_as_yesterday(taken[-1], reports)
+        archived.append(yesterday)
+        print(
+            f"opscheck demo: that first morning reading is filed as yesterday's morning run "
+            f"({yesterday.relative_to(REPO)}, {time.monotonic() - first:.1f} s), so the index, "
+            "the changes and the trends show two days; the next run is today's."
+        )
         for schedule in ("morning", "evening"):
             before = set(reports.glob("*/*.html"))
-            command = [sys.executable, "-m", "pytest", "-m", schedule, "--archive"]
-            command += ["--inventory", str(path), "--thresholds", str(thresholds)]
-            print("\nopscheck demo:", " ".join(command[1:]), flush=True)
-            code = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
+            code = _run_checks(schedule, path, thresholds, env)
             new = sorted(set(reports.glob("*/*.html")) - before)
             if code not in (0, 1) or not new:
                 print(
@@ -483,6 +568,7 @@ def main() -> int:
             archived.append(new[-1])
             print(f"opscheck demo: {schedule}: {outcome}.")
     print("\nReports:\n" + "\n".join(f"  {p.relative_to(REPO)}" for p in archived))
+    print(f"  {(reports / archive_index.INDEX).relative_to(REPO)} (every day, every schedule)")
     return 0
 
 
