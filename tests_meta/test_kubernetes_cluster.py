@@ -5,6 +5,7 @@ or stops answering mid-run, a kubeconfig that is missing or names an unknown con
 
 from __future__ import annotations
 
+import importlib
 import re
 import signal
 import sys
@@ -154,14 +155,22 @@ def test_api_server_frozen_mid_run_costs_one_timeout(suite, kube_cluster, monkey
     check that lists waits one timeout and says the target stopped answering; the rest fail
     at once."""
     apiserver = daemon(kube_cluster, "kube-apiserver")
-    # the module the fixture calls now (`from opscheck.probes import kubernetes`)
-    module = sys.modules["opscheck.probes"].kubernetes
+    # The module the run will call, whichever way it is reached: pytester's in-process runs
+    # drop modules first imported inside an earlier run, so the package's attribute and
+    # sys.modules may name two copies (clean-clone CI: the patch missed, nothing froze).
+    module = importlib.import_module("opscheck.probes.kubernetes")
+    monkeypatch.setattr(sys.modules["opscheck.probes"], "kubernetes", module)
+    if "fixtures.kubernetes" in sys.modules:  # the fixture module kept from an earlier run
+        monkeypatch.setattr(sys.modules["fixtures.kubernetes"], "probes", module)
     opened = module.open_client
 
     def open_then_freeze(target: Any, timeout: float) -> probes.Kube:
         kube = opened(target, timeout)
         apiserver.process.send_signal(signal.SIGSTOP)
+        frozen.append(apiserver.process.pid)
         return kube
+
+    frozen: list[int] = []
 
     monkeypatch.setattr(module, "open_client", open_then_freeze)
     inventory = block("prod", kube_cluster.opscheck_kubeconfig, timeout="3s")
@@ -172,6 +181,7 @@ def test_api_server_frozen_mid_run_costs_one_timeout(suite, kube_cluster, monkey
     finally:
         apiserver.process.send_signal(signal.SIGCONT)
     res = suite.results()
+    assert frozen, "the run never opened a client through the patched open_client"
     assert elapsed < 8, f"{elapsed:.1f} s"  # one 3 s timeout, not one per check
     print(f"frozen apiserver, concurrency {concurrency}: run {elapsed:.1f} s")
     rest = {n: said(r) for n, r in res.items() if "reachable" not in n}
