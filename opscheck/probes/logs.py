@@ -418,11 +418,22 @@ _INTERPRETERS = _Interpreters()
 _MAGIC = importlib.util.MAGIC_NUMBER.hex()
 
 
+# CPython 3.11's AST constructor keeps its recursion depth in shared state: two threads parsing
+# at once (checks measured ahead, opscheck.measure) can fail with "SystemError: AST constructor
+# recursion depth mismatch" (seen in `make demo`). One parse at a time.
+_AST_LOCK = threading.Lock()
+
+
 @functools.cache
 def _boot(magic: str | None = None) -> str:
     """The ``python3 -S -c`` program that unpacks and runs the scanner, built once per process:
     compiled (marshal) for a host whose Python has this one's bytecode ``magic``, else its
     source, without the docstrings and comments (a third less for the host to compile)."""
+    with _AST_LOCK:
+        return _build_boot(magic)
+
+
+def _build_boot(magic: str | None) -> str:
     tree = ast.parse(SCANNER.read_text())
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
