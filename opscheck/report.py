@@ -77,10 +77,6 @@ def _reason(report: pytest.TestReport) -> str:
     return text[-2000:]
 
 
-def _first_line(text: str) -> str:
-    return text.strip().split("\n")[0].strip()
-
-
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``path`` whole or not at all: into a partial file of this writer's own (pid and
     random: runs sharing a path never share one), locked while written, then renamed over
@@ -371,15 +367,15 @@ class Reporter:
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[Any]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        """The runbook section (the module docstring's first line) and the check title (the
-        test docstring's first line) travel with the report, to xdist's controller too."""
+        """The runbook section (the module docstring's first sentence) and the check title (the
+        test docstring's first sentence) travel with the report, to xdist's controller too."""
         report = yield
         if call.when != "teardown" and any(k == "check_id" for k, _ in report.user_properties):
             module = getattr(getattr(item, "module", None), "__doc__", None) or ""
             function = getattr(getattr(item, "function", None), "__doc__", None) or ""
             report.user_properties += [
-                ("section", _first_line(module)),
-                ("title", _first_line(function)),
+                ("section", report_page.lead(module)),
+                ("title", report_page.lead(function)),
             ]
         return report
 

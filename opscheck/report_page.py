@@ -61,6 +61,17 @@ def _first_line(text: str) -> str:
     return (text or "").strip().split("\n")[0]
 
 
+_SENTENCE = re.compile(r"(.+?[.?!])(?=\s+[A-Z]|$)")
+
+
+def lead(docstring: str) -> str:
+    """A docstring's first sentence on one line: a runbook section's or a check's title
+    (docstrings wrap mid-sentence; their first line alone would be cut)."""
+    paragraph = " ".join((docstring or "").strip().split("\n\n")[0].split())
+    found = _SENTENCE.match(paragraph)
+    return found.group(1) if found else paragraph
+
+
 def headline(entries: list[dict[str, Any]]) -> str:
     """``2 CRIT · 3 WARN · 41 OK · 4 not run · 6 skipped`` (zero counts left out, OK always)."""
     counts = Counter(state(e) for e in entries)
