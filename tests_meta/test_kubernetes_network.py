@@ -272,6 +272,16 @@ def network(kube_cluster: Any) -> Iterator[Any]:
         90,
         "a not-ready address behind net-bad/waiting",
     )
+    cluster.wait_for(  # its address is listed while the pod may still be Pending
+        lambda: (
+            cluster.api_get("/api/v1/namespaces/net-bad/pods?labelSelector=app%3Dwaiting")["items"][
+                0
+            ]["status"]["phase"]
+            == "Running"
+        ),
+        90,
+        "the net-bad/waiting pod Running",
+    )
     yield cluster
     cluster.kubectl("delete", "namespace", "--wait=false", *NAMESPACES, check=False)
 
