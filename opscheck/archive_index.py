@@ -40,7 +40,11 @@ _SAME_SECOND = re.compile(r"-\d{6}-(\d+)$")  # Archive's name for a second run i
 RANK = {"OK": 0, "NONE": 1, "WARN": 2, "CRIT": 3}
 COLOUR = {"OK": "#c8e6c9", "NONE": "#e0e0e0", "WARN": "#ffe082", "CRIT": "#ef9a9a"}
 LABEL = {"NONE": "nothing checked"}
-CHECKED = ("passed", "warned", "failed", "error")  # outcomes that mean a check was judged
+# outcomes that mean a check was judged
+CHECKED = ("passed", "warned", "flaky", "waived", "failed", "error")
+# A run's worst verdict: a FLAKY check (a CRIT that passed measured again) makes it WARN, to be
+# looked at; a WAIVED one is OK (accepted until its expiry), its count said beside it.
+LISTED = {"warned", "flaky", "waived", "failed", "error"}  # the day log's "Issues found"
 OUTCOME_LABEL = {"not_run": "not run"}
 PREV = "opscheck-prev"
 NEXT = "opscheck-next"
@@ -64,7 +68,7 @@ class Run:
     def verdict(self) -> str:
         if self.summary.get("failed") or self.summary.get("error"):
             return "CRIT"
-        if self.summary.get("warned"):
+        if self.summary.get("warned") or self.summary.get("flaky"):
             return "WARN"
         return "OK" if any(self.summary.get(o) for o in CHECKED) else "NONE"
 
@@ -102,11 +106,7 @@ def runs(root: Path) -> dict[str, list[Run]]:
                 summary = {k: int(v) for k, v in document["summary"].items()}
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue
-            problems = [
-                t
-                for t in document.get("tests", [])
-                if t.get("outcome") in {"warned", "failed", "error"}
-            ]
+            problems = [t for t in document.get("tests", []) if t.get("outcome") in LISTED]
             found.append(
                 Run(
                     path,
@@ -169,7 +169,8 @@ def render_index(days: dict[str, list[Run]], root: Path) -> str:
         f"<table><thead><tr><th>day</th>{head}</tr></thead><tbody>\n"
         + "\n".join(rows)
         + "\n</tbody></table>\n<p>Each cell is coloured by the worst verdict of that day's runs "
-        "of that schedule (CRIT, WARN, nothing checked: every check skipped, OK); the day links "
+        "of that schedule (CRIT, WARN (a FLAKY check too), nothing checked: every check "
+        "skipped, OK (a WAIVED check too: its count is in the link's title)); the day links "
         "to its ops-log.md.</p>\n</body></html>\n"
     )
 
@@ -189,12 +190,18 @@ def render_day(day: str, group: list[Run]) -> str:
     if not issues:
         lines.append("None.")
     for run, test in issues:
-        verdict = "WARN" if test.get("outcome") == "warned" else "CRIT"
+        outcome = str(test.get("outcome", ""))
+        verdict = {"warned": "WARN", "flaky": "FLAKY", "waived": "WAIVED"}.get(outcome, "CRIT")
         title = test.get("check") or test.get("check_id") or test.get("id", "")
         target = test.get("target") or ""
         measured = f"measured {test['measured']}" if test.get("measured") not in (None, "") else ""
         limit = f" (limit {test['threshold']})" if test.get("threshold") not in (None, "") else ""
         message = str(test.get("message") or test.get("reason") or measured).replace("\n", " ")
+        if outcome == "flaky":  # both values; its call-out (FLAKY on 3 of the last 10 runs)
+            said = (test.get("flaky") or message, test.get("flaky_history"))
+            message = " — ".join(str(t) for t in said if t)
+        elif outcome == "waived":
+            message = f"{message} — {test.get('waived') or 'waived'}"
         where = f"{run.time} {run.schedule}"
         lines.append(f"- {where} **{verdict}** {title} [{target}]: {message}{limit}")
     lines.append(END)

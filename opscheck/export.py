@@ -2,9 +2,13 @@
 
 After the run, once its reports are written, the run's records (the JSON report's, redacted
 already) become one registry: per record ``opscheck_check_value`` (when it measured a number)
-and ``opscheck_check_verdict`` (0 OK, 1 WARN, 2 CRIT), labelled ``check``, ``target`` and
-``subject`` only; per run ``opscheck_run_timestamp_seconds``, ``opscheck_run_duration_seconds``
-and ``opscheck_run_checks`` by verdict. Teams alert on them with their own Alertmanager.
+and ``opscheck_check_verdict`` (0 OK, 1 WARN, 2 CRIT: the measured one), labelled ``check``,
+``target`` and ``subject`` only, with ``opscheck_check_waived`` 1 beside a WARN/CRIT a waiver
+accepts (opscheck/waivers.py) and ``opscheck_check_flaky`` 1 for a CRIT that passed when measured
+again (opscheck/recheck.py; its verdict is the second measurement's); per run
+``opscheck_run_timestamp_seconds``, ``opscheck_run_duration_seconds`` and ``opscheck_run_checks``
+by verdict. Teams alert on them with their own Alertmanager (a waived CRIT:
+``opscheck_check_verdict == 2 unless on(check, target, subject) opscheck_check_waived == 1``).
 
 The Pushgateway gets one group per run, ``job="opscheck"`` and ``schedule`` (+ ``shard``), by PUT:
 it replaces the group, so the gateway holds the latest run's state. A POST (pushadd) would keep
@@ -45,19 +49,21 @@ PASSWORD_ENV = "OPSCHECK_PUSHGATEWAY_PASSWORD"
 
 VERDICTS = {"OK": 0, "WARN": 1, "CRIT": 2}
 # opscheck_run_checks{verdict}: every check of the run in exactly one, all always present (0 too).
-RUN_VERDICTS = ("ok", "warn", "crit", "failed", "error", "not_run", "skipped")
+RUN_VERDICTS = ("ok", "warn", "crit", "flaky", "waived", "failed", "error", "not_run", "skipped")
 _LABELS = ("check", "target", "subject")
 
 
 def run_verdict(entry: dict[str, Any]) -> str:
     """A JSON report entry's word in ``opscheck_run_checks``: its worst verdict when it judged
-    something (a CRIT fails the test, a WARN does under --fail-on-warn), else ``failed`` (it
-    could not measure: a probe error, a target down), ``error``, ``not_run`` (its target is down:
-    its connectivity check is the ``failed`` one) or ``skipped``."""
+    something (a CRIT fails the test, a WARN does under --fail-on-warn), ``flaky`` (a CRIT that
+    passed when measured again), ``waived`` (its problems accepted by a waiver), else ``failed``
+    (it could not measure: a probe error, a target down), ``error``, ``not_run`` (its target is
+    down: its connectivity check is the ``failed`` one) or ``skipped``."""
     outcome, verdict = entry.get("outcome", "error"), entry.get("verdict")
     if outcome == "failed":
         return str(verdict).lower() if verdict in ("WARN", "CRIT") else "failed"
     words = {"passed": "ok", "warned": "warn", "not_run": "not_run", "skipped": "skipped"}
+    words |= {"flaky": "flaky", "waived": "waived"}
     return words.get(outcome, "error")
 
 
@@ -82,6 +88,12 @@ def registry_of(
         _LABELS,
     )
     verdict = gauge("opscheck_check_verdict", "The verdict: 0 OK, 1 WARN, 2 CRIT", _LABELS)
+    waived = gauge(
+        "opscheck_check_waived", "1: its WARN/CRIT is accepted by a waiver (waivers.toml)", _LABELS
+    )
+    flaky = gauge(
+        "opscheck_check_flaky", "1: a CRIT that passed when measured again (--recheck)", _LABELS
+    )
     # A (check, target, subject) recorded twice in a run is one series: the worst record.
     worst: dict[tuple[str, str, str], dict[str, Any]] = {}
     for entry in document.get("tests", []):
@@ -94,12 +106,17 @@ def registry_of(
         verdict.labels(*key, *labels.values()).set(VERDICTS[record["verdict"]])
         if isinstance(record.get("value"), int | float):
             value.labels(*key, *labels.values()).set(record["value"])
+        if record.get("waived") and record["verdict"] != "OK":
+            waived.labels(*key, *labels.values()).set(1)
+        if (record.get("recheck") or {}).get("verdict") == "CRIT" and record["verdict"] != "CRIT":
+            flaky.labels(*key, *labels.values()).set(1)
     one("opscheck_run_timestamp_seconds", "When the run finished (Unix time)", finished)
     one("opscheck_run_duration_seconds", "How long the run took", duration)
     counts = gauge(
         "opscheck_run_checks",
-        "Checks of the run by verdict (ok warn crit; failed: could not measure; error; "
-        "not_run: target down; skipped)",
+        "Checks of the run by verdict (ok warn crit; flaky: a CRIT that passed measured again; "
+        "waived: accepted by a waiver; failed: could not measure; error; not_run: target down; "
+        "skipped)",
         ("verdict",),
     )
     tally = dict.fromkeys(RUN_VERDICTS, 0)
@@ -175,7 +192,7 @@ class Exporter:
             why = "interrupted" if session.exitstatus == pytest.ExitCode.INTERRUPTED else "failed"
             self.lines.append((f"WARNING: the run {why}: its results were not exported", True))
             return
-        self._document = reporter._document()  # the JSON report's own data, not derived again
+        self._document = reporter.document  # the JSON report's own data, not derived again
         self._took = time.monotonic() - self._started
         if self._gateway:
             labels: dict[str, str] = {}  # the group's key labels every series it holds

@@ -38,6 +38,9 @@ _FIELDS = (
     *("check", "title", "target", "subject", "value", "unit", "warn", "crit", "direction"),
     *("verdict", "measured", "threshold", "message", "detail"),
 )
+# Kept only when set (reports of older versions have neither): a waiver's note, the first
+# measurement of a check measured again (opscheck/recheck.py, read by ``flaky_runs``).
+_OPTIONAL = ("waived", "recheck")
 
 
 def store_path(config: Any, settings: Any) -> Path | None:
@@ -95,6 +98,73 @@ def series(
 def latest(path: Path | None, before: str, checks: Iterable[str] | None = None) -> dict[Key, Point]:
     """Read only: the newest stored value of each check/target/subject before ``before``."""
     return {key: points[-1] for key, points in series(path, checks, before=before).items()}
+
+
+def flaky_keys(records: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(check, target) of a run's records that were FLAKY: measured again (``recheck``) after a
+    CRIT, and no longer CRIT then (opscheck/recheck.py)."""
+    flaky: set[tuple[str, str]] = set()
+    still: set[tuple[str, str]] = set()
+    for record in records:
+        first = record.get("recheck")
+        if isinstance(first, dict) and first.get("verdict") == "CRIT":
+            key = (record["check"], record["target"])
+            (still if record.get("verdict") == "CRIT" else flaky).add(key)
+    return flaky - still
+
+
+RunId = tuple[str, ...]  # a run: its run id (every shard of it), else (started, host, shard)
+
+
+def _run_id(started: str, host: str, run_id: str, shard: str) -> RunId:
+    return ("id", run_id) if run_id else (started, host, shard)
+
+
+def flaky_runs(
+    path: Path | None, schedule: str, last: int, current: tuple[str, str, str, str]
+) -> tuple[int, dict[tuple[str, str], set[RunId]]]:
+    """Read only: the last ``last`` runs of ``schedule`` in the store, not counting the run
+    ``current`` (started, host, run id, shard) nor any that started after it, and per (check,
+    target) those of them where it was FLAKY (``flaky_keys``). Returns (runs found, flaky runs);
+    a missing store has no runs."""
+    if path is None or not path.exists() or last < 1:
+        return 0, {}
+    started, host, run_id, shard = current
+    mine = _run_id(started, host, run_id, shard)
+    runs: dict[RunId, None] = {}
+    oldest = started
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=TIMEOUT)) as db:
+        # Newest first along the primary key (started leads it): stops after ``last`` runs.
+        for when, *rest in db.execute(
+            "SELECT DISTINCT started, host, run_id, shard FROM records "
+            "WHERE schedule = ? AND started <= ? ORDER BY started DESC",
+            (schedule, started),
+        ):
+            run = _run_id(when, *rest)
+            if run == mine or run in runs:
+                continue
+            if len(runs) == last:
+                break
+            runs[run] = None
+            oldest = when
+        if not runs:
+            return 0, {}
+        by_run: dict[RunId, list[dict[str, Any]]] = {}
+        for when, *rest, record in db.execute(
+            "SELECT started, host, run_id, shard, record FROM records "
+            "WHERE schedule = ? AND started >= ? AND started <= ? "
+            """AND record LIKE '%"recheck":{%'""",
+            (schedule, oldest, started),
+        ):
+            run = _run_id(when, *rest)
+            if run in runs:
+                by_run.setdefault(run, []).append(json.loads(record))
+    flaky: dict[tuple[str, str], set[RunId]] = {}
+    for run, records in by_run.items():
+        for key in flaky_keys(records):
+            flaky.setdefault(key, set()).add(run)
+    return len(runs), flaky
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -194,7 +264,10 @@ def _append(db: sqlite3.Connection, document: dict[str, Any]) -> int:
             r["value"],
             r["unit"],
             r["verdict"],
-            json.dumps({f: r[f] for f in _FIELDS}, separators=(",", ":")),
+            json.dumps(
+                {**{f: r[f] for f in _FIELDS}, **{f: r[f] for f in _OPTIONAL if r.get(f)}},
+                separators=(",", ":"),
+            ),
         )
         for seq, r in enumerate(_records(document))
     ]

@@ -89,6 +89,12 @@ class Record:
     threshold: str
     message: str
     detail: str
+    # A WARN/CRIT accepted by a waiver (opscheck/waivers.py): who, until when, why. The verdict
+    # stays the measured one; the test passes and its outcome is "waived".
+    waived: str = ""
+    # Measured again (opscheck/recheck.py): the first measurement, {"value", "measured",
+    # "verdict", "message", "delay"}; this record is the second. Passed then: outcome "flaky".
+    recheck: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -157,6 +163,8 @@ class Limits:
         Each measurement becomes one record; the test fails once, naming every one past its
         crit level (or warn level with ``--fail-on-warn``).
         """
+        from opscheck import waivers  # it imports this module
+
         spec = CHECKS.get(key)
         if spec is None:
             raise UnknownCheck(f"check key {key!r} is not registered in opscheck/checks.py")
@@ -194,10 +202,14 @@ class Limits:
                 message=message,
                 detail=m.detail,
             )
+            # A live waiver accepts the problem (record.waived); an expired one says so.
+            record, expired = waivers.accept(self._item, record)
             self._record(record)
+            if record.waived:
+                continue
             if verdict is Verdict.CRIT or (verdict is Verdict.WARN and self._fail_on_warn):
                 suffix = " (--fail-on-warn)" if verdict is Verdict.WARN else ""
-                problems.append(message + suffix + (f"\n{m.detail}" if m.detail else ""))
+                problems.append(message + suffix + expired + (f"\n{m.detail}" if m.detail else ""))
         if not items:  # nothing to measure is said, not silently passed
             self._record(
                 Record(key, spec.title, self._target or "", "", None, threshold.kind,

@@ -52,6 +52,7 @@ from opscheck.report import (
     _write_atomic,
     by_category,
     counts,
+    shown_verdict,
 )
 
 USAGE_ERROR, FAILED, NOTHING = 4, 1, 5
@@ -339,6 +340,38 @@ def _summary(tests: list[dict[str, Any]]) -> dict[str, int]:
     return {o: total[o] for o in OUTCOMES}
 
 
+# A waiver the shards saw differently: what it did in the run, best first (a waiver of a target
+# of shard 1 matches nothing on shard 0, where it is "stale"; a check none of shard 0's targets
+# has is "not_checked" there). Its note goes with the status kept.
+_WAIVER_RANK = ("applied", "expired", "unused", "stale", "not_checked")
+
+
+def _waivers_and_flaky(parts: list[Part]) -> dict[str, list[dict[str, Any]]]:
+    """The shards' ``waivers`` (one per waiver, with what it did in the whole run) and their
+    ``flaky_history`` call-outs (each target's on its shard); keys left out when no shard has
+    them."""
+    fields: dict[str, list[dict[str, Any]]] = {}
+    waivers: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for waiver in part.doc.get("waivers") or []:
+            what = {k: v for k, v in waiver.items() if k not in ("status", "note")}
+            key = json.dumps(what, sort_keys=True)
+            kept = waivers.setdefault(key, waiver)
+            rank = _WAIVER_RANK.index
+            status, was = waiver.get("status", "stale"), kept.get("status", "stale")
+            if status in _WAIVER_RANK and (was not in _WAIVER_RANK or rank(status) < rank(was)):
+                waivers[key] = waiver
+    if any("waivers" in p.doc for p in parts):
+        fields["waivers"] = list(waivers.values())
+    if any("flaky_history" in p.doc for p in parts):
+        seen: dict[str, dict[str, Any]] = {}
+        for part in parts:
+            for callout in part.doc.get("flaky_history") or []:
+                seen.setdefault(json.dumps(callout, sort_keys=True), callout)
+        fields["flaky_history"] = list(seen.values())
+    return fields
+
+
 def merge(parts: list[Part], missing: list[int], notes: list[str]) -> Merged:
     """The run's JSON report from its shards' (already ``check``-ed)."""
     tests = _ordered(parts)
@@ -356,6 +389,7 @@ def merge(parts: list[Part], missing: list[int], notes: list[str]) -> Merged:
     }
     if first.run_id:
         document["run_id"] = first.run_id
+    document.update(_waivers_and_flaky(parts))
     document["shards"] = [
         {
             **p.doc["shard"],
@@ -380,6 +414,44 @@ def _case_key(case: ET.Element) -> str:
     return f"{case.get('file')}::{case.get('name')}"
 
 
+def _one_warnings_case(cases: list[ET.Element], totals: dict[str, int]) -> list[ET.Element]:
+    """Each shard's ``--junit-warnings`` case (opscheck.junit) joined into one: viewers keep
+    one case of a name (GitLab the first), which would show one shard's warnings only. The
+    joined case is a failure if one was, else skipped if one was (listing them all)."""
+    from opscheck.junit import CLASSNAME, NAME
+
+    own = [c for c in cases if c.get("classname") == CLASSNAME and c.get("name") == NAME]
+    if len(own) < 2:
+        return cases
+    tags = {"failure": "failures", "skipped": "skipped"}
+    joined = ET.Element("testcase", own[0].attrib)
+    found: dict[str, list[ET.Element]] = {}
+    for case in own:
+        totals["tests"] -= 1
+        for child in case:
+            found.setdefault(child.tag, []).append(child)
+            if child.tag in tags:
+                totals[tags[child.tag]] -= 1
+    totals["tests"] += 1
+    properties = ET.SubElement(joined, "properties")
+    for node in found.get("properties", []):
+        properties.extend(node)
+    tag = next((t for t in tags if t in found), None)
+    if tag is not None:
+        messages = [n.get("message", "") for n in found[tag]]
+        node = ET.SubElement(joined, tag, type=found[tag][0].get("type", ""))
+        node.set("message", "; ".join(m for m in messages if m))
+        node.text = "\n".join(n.text or "" for n in found[tag] if n.text)
+        totals[tags[tag]] += 1
+    out = ET.SubElement(joined, "system-out")
+    texts = [n.text for n in found.get("system-out", []) if n.text]
+    listed = [t for t in texts if not t.startswith("no WARN")]
+    out.text = "\n".join(listed) if listed else (texts[0] if texts else "")
+    first = cases.index(own[0])
+    rest = [c for c in cases if c not in own]
+    return [*rest[:first], joined, *rest[first:]]
+
+
 def junit(merged: Merged) -> str | None:
     """The shards' JUnit XML (beside their JSON, same name) as one suite, in the tests' order;
     ``None`` (and a note) when a shard has none."""
@@ -400,6 +472,7 @@ def junit(merged: Merged) -> str | None:
             stamps.append(suite.get("timestamp", ""))
             hosts.append(suite.get("hostname", ""))
             cases += suite.findall("testcase")
+    cases = _one_warnings_case(cases, totals)
     order = {str(t["id"]): i for i, t in enumerate(merged.document["tests"])}
     cases.sort(key=lambda case: order.get(_case_key(case), len(order)))
     suites = ET.Element("testsuites", name="pytest tests")
@@ -433,6 +506,7 @@ _STYLE = """body{font-family:Helvetica,Arial,sans-serif;font-size:14px;margin:1.
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 7px;
 text-align:left;vertical-align:top}th{background:#f2f2f2}.detail{white-space:pre-wrap;color:#555}
 .failed,.error{color:#c62828;font-weight:bold}.warned{color:#b26a00;font-weight:bold}
+.flaky{color:#6a1b9a;font-weight:bold}.waived{color:#1565c0;font-weight:bold}
 .passed{color:#2e7d32}.skipped,.not_run{color:#777}"""
 
 
@@ -470,8 +544,10 @@ def page(merged: Merged, folder: Path) -> str:
     )
     rows = []
     for test in doc["tests"]:
-        outcome, verdict = test.get("outcome", "error"), test.get("verdict", "")
-        say = test.get("message") or test.get("reason") or ""
+        outcome, verdict = test.get("outcome", "error"), shown_verdict(test)
+        # FLAKY: both values and its call-out; WAIVED: the waiver beside what was measured.
+        marks = (test.get("flaky"), test.get("flaky_history"), test.get("waived"))
+        say = "\n".join(t for t in (test.get("message") or test.get("reason") or "", *marks) if t)
         detail = "\n".join(t for t in (say, test.get("detail", "")) if t)
         rows.append(
             f'<tr><td class="{e(outcome)}">{e(outcome)}</td><td>{e(test["id"])}</td>'

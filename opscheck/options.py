@@ -26,6 +26,11 @@ _OPTIONS = (
     "run_id",
     "pushgateway",
     "textfile",
+    "waivers",
+    "recheck",
+    "nagios",
+    "junit_warnings",
+    "no_notify",
 )
 
 
@@ -100,10 +105,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="after the run, write its results as metrics to PATH (*.prom, for node_exporter's "
         "textfile collector), atomically",
     )
+    group.addoption(
+        "--waivers",
+        metavar="PATH",
+        help="accepted problems with an expiry (default: $OPSCHECK_WAIVERS, else ./waivers.toml "
+        "when present)",
+    )
+    group.addoption(
+        "--recheck",
+        action="store_true",
+        default=None,
+        help="measure a CRIT again once after a short delay; one that then passes is FLAKY "
+        "(default: [settings.recheck] enabled)",
+    )
+    # --nagios: added by opscheck.nagios (pytest-testinfra's plugin has one of that name too).
+    group.addoption(
+        "--junit-warnings",
+        action="store_true",
+        help="add one JUnit test case listing the run's WARN, FLAKY and WAIVED checks (it "
+        "fails only with --fail-on-warn)",
+    )
+    group.addoption(
+        "--no-notify",
+        action="store_true",
+        help="send no notification and no heartbeat ([settings.notify], [settings.heartbeat]) "
+        "for this run",
+    )
 
 
 def _is_opscheck_run(config: pytest.Config) -> bool:
-    if any(config.getoption(name) for name in _OPTIONS) or os.environ.get("OPSCHECK_INVENTORY"):
+    if any(config.getoption(name, None) for name in _OPTIONS) or os.environ.get(
+        "OPSCHECK_INVENTORY"
+    ):
         return True
     here = config.invocation_params.dir
     return config.inipath is None and (here / "inventory.toml").is_file()

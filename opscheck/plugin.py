@@ -39,6 +39,12 @@ pytest_plugins = [
     "opscheck.xdist_target",  # -n N: a target's tests on one worker
     "opscheck.outage",  # a mass outage: one line per unreachable target, printed in seconds
     "opscheck.export",  # --pushgateway, --textfile: the results as Prometheus metrics
+    "opscheck.waivers",  # waivers.toml: accepted problems, each with an expiry
+    "opscheck.recheck",  # --recheck: a CRIT measured again; one that then passes is FLAKY
+    "opscheck.notify",  # [settings.notify]: Slack, webhook, e-mail at the end of a run
+    "opscheck.heartbeat",  # [settings.heartbeat]: start/success/fail pings to a dead-man's switch
+    "opscheck.nagios",  # --nagios: one plugin line and the plugin exit code
+    "opscheck.junit",  # JUnit: one-line failure messages, --junit-warnings
 ]
 
 CONFIG_KEY = pytest.StashKey[cfg.Config]()

@@ -32,7 +32,9 @@ from opscheck.measure import MEASURED_SECONDS
 SCHEMA_VERSION = 1  # of the JSON report: opscheck/schema/report.schema.json
 
 # not_run: a check of a target that is down (opscheck/outage.py): a pytest failure, counted apart.
-OUTCOMES = ("passed", "warned", "failed", "error", "not_run", "skipped")
+# flaky: a CRIT that passed when measured again (opscheck/recheck.py); waived: its problems are
+# accepted by a waiver (opscheck/waivers.py). Both pass, and are counted apart.
+OUTCOMES = ("passed", "warned", "flaky", "waived", "failed", "error", "not_run", "skipped")
 _COLUMNS = ("target", "measured", "threshold", "verdict")
 _LABELS = ("check_id", "target", "schedule", "category", "section", "title")
 _VERDICTS = ("OK", "WARN", "CRIT")
@@ -42,13 +44,22 @@ _VERDICT_STYLE = {
     "CRIT": "color:#c62828;font-weight:bold",
     "FAIL": "color:#c62828;font-weight:bold",
     "ERROR": "color:#c62828;font-weight:bold",
+    "FLAKY": "color:#6a1b9a;font-weight:bold",
+    "WAIVED": "color:#1565c0;font-weight:bold",
 }
+# What the waivers and the recheck (opscheck/waivers.py, recheck.py) put on a test's report:
+# its entry keeps them (FLAKY's both values, the waiver that accepted it, the one that expired,
+# the failure a maintenance window accepted: a down target's check has no record to show).
+_MARKS = ("flaky", "waived", "waiver_expired", "waived_failure")
 
 
 def _props(report: pytest.TestReport) -> dict[str, Any]:
     """A test's labels and its records, with the records' fields merged into one line each for
     the table views (HTML columns, the JSON entry's ``measured``/``message``/``verdict``)."""
     props: dict[str, Any] = {k: v for k, v in report.user_properties if k in _LABELS}
+    for key, value in report.user_properties:
+        if key in _MARKS:  # one line each; a test marked twice (two records) says both
+            props[key] = "; ".join(filter(None, (props.get(key), str(value))))
     records = records_of(report.user_properties)
     if records:
         props["records"] = [asdict(r) for r in records]
@@ -59,6 +70,33 @@ def _props(report: pytest.TestReport) -> dict[str, Any]:
             if texts:
                 props[key] = texts
     return props
+
+
+def outcome_of(passed: bool, props: dict[str, Any]) -> str:
+    """A test that passed: ``flaky`` (a CRIT that passed when measured again), ``waived`` (its
+    problems accepted by waivers, no unwaived WARN beside them), ``warned`` or ``passed``. The
+    report's properties say so; its records too (a recheck's first CRIT, a record's waiver)."""
+    records = props.get("records", [])
+    if not passed:
+        return "failed"
+    rechecked = any(
+        (r.get("recheck") or {}).get("verdict") == "CRIT" and r.get("verdict") != "CRIT"
+        for r in records
+    )
+    if props.get("flaky") or rechecked:
+        return "flaky"
+    unwaived = [r for r in records if r.get("verdict") in ("WARN", "CRIT") and not r.get("waived")]
+    if (props.get("waived") or any(r.get("waived") for r in records)) and not unwaived:
+        return "waived"
+    warned = any(r.get("verdict") == "WARN" for r in unwaived)  # beside a waived CRIT too
+    return "warned" if warned or (props.get("verdict") == "WARN" and not records) else "passed"
+
+
+def shown_verdict(entry: dict[str, Any]) -> str:
+    """The verdict a table row shows: WAIVED and FLAKY for those outcomes (the entry's and its
+    records' ``verdict`` stay the measured ones), else the entry's verdict."""
+    words = {"waived": "WAIVED", "flaky": "FLAKY"}
+    return words.get(entry.get("outcome", ""), "") or str(entry.get("verdict", ""))
 
 
 def _merge(records: list[Record], key: str) -> str:
@@ -291,16 +329,32 @@ def schedule_name(markexpr: str) -> str:
     return chosen[0] if len(chosen) == 1 and "not" not in words else ("-".join(chosen) or "all")
 
 
+def waiver_line(waiver: dict[str, Any]) -> str:
+    """A waiver to look at in one line, in opscheck/waivers.py's words (its ``note``): ``WAIVER
+    host.disk_used_pct web9 /var (alice, expires 2026-12-15): STALE: matches nothing: no target
+    'web9' in inventory.toml; remove it``."""
+    status = str(waiver.get("status", ""))
+    what = " ".join(str(waiver[k]) for k in ("check", "target", "subject") if waiver.get(k))
+    whose = f"({waiver.get('owner', '')}, expires {waiver.get('expires', '')})"
+    note = waiver.get("note") or report_page.WAIVER_STATUS.get(status, status)
+    return f"WAIVER {what} {whose}: {note}"
+
+
 class PageChanged(Exception):
     """pytest-html's page no longer has the text opscheck amends (a new pytest-html)."""
 
 
-# pytest-html's app.js filters by a fixed list of outcomes: Warned and NotRun join it.
+# pytest-html's app.js filters by a fixed list of outcomes: Warned, Flaky, Waived, NotRun join it.
 _FILTERS = "const possibleFilters = [\n    'passed',\n"
 _SORT_ORDER = "'Skipped', 'Passed']"
 # "There are still tests running": hidden by a class, which a CSP that blocks styles undoes.
 # (outcome, label, the pytest-html outcome it is counted under otherwise)
-_OWN_OUTCOMES = (("warned", "Warned", "passed"), ("notrun", "Not run", "failed"))
+_OWN_OUTCOMES = (
+    ("warned", "Warned", "passed"),
+    ("flaky", "Flaky", "passed"),
+    ("waived", "Waived", "passed"),
+    ("notrun", "Not run", "failed"),
+)
 _RELOAD = re.compile(r'\s*<div class="summary__reload">.*?</div>\s*</div>\s*</div>', re.S)
 _ENVIRONMENT = re.compile(r'(<div id="environment-header">)\s*<h2>Environment</h2>\s*')
 
@@ -311,8 +365,9 @@ def amend_page(text: str) -> str:
     for anchor in (_FILTERS, _SORT_ORDER):
         if anchor not in text:
             raise PageChanged(f"pytest-html's page has no {anchor!r}")
-    text = text.replace(_FILTERS, _FILTERS + "    'warned',\n    'notrun',\n", 1)
-    text = text.replace(_SORT_ORDER, "'NotRun', 'Warned', " + _SORT_ORDER, 1)
+    own = "".join(f"    '{o}',\n" for o in ("warned", "flaky", "waived", "notrun"))
+    text = text.replace(_FILTERS, _FILTERS + own, 1)
+    text = text.replace(_SORT_ORDER, "'NotRun', 'Warned', 'Flaky', 'Waived', " + _SORT_ORDER, 1)
     text, found = _RELOAD.subn("", text, count=1)
     if not found:
         raise PageChanged("pytest-html's page has no reload box")
@@ -390,7 +445,8 @@ class Reporter:
         props = _props(report)
         for key in _LABELS:
             entry.setdefault(key, props.get(key, ""))
-        for key in ("check", "measured", "threshold", "verdict", "message", "detail", "records"):
+        keys = ("check", "measured", "threshold", "verdict", "message", "detail", "records")
+        for key in (*keys, *_MARKS):
             if key in props:
                 entry[key] = props[key]
         if report.when == "call" or (report.when == "setup" and not report.passed):
@@ -402,6 +458,21 @@ class Reporter:
         if (report.failed or report.skipped) and "reason" not in entry:
             entry["reason"] = _reason(report)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
+        """pytest's own line and letters: ``1 flaky`` (~) and ``1 waived`` (v), not passed or
+        warned (opscheck.plugin's W)."""
+        if report.when != "call" or not report.passed:
+            return None
+        if not any(k in _MARKS or k == "record" for k, _ in report.user_properties):
+            return None
+        outcome = outcome_of(True, _props(report))
+        if outcome == "flaky":
+            return "flaky", "~", ("FLAKY", {"purple": True})
+        if outcome == "waived":
+            return "waived", "v", ("WAIVED", {"blue": True})
+        return None
+
     @staticmethod
     def _outcome(report: pytest.TestReport, props: dict[str, Any]) -> str:
         if report.skipped:
@@ -410,7 +481,7 @@ class Reporter:
             return "not_run"
         if report.failed:
             return "error" if report.when != "call" else "failed"
-        return "warned" if props.get("verdict") == "WARN" else "passed"
+        return outcome_of(True, props)
 
     def _junit_warning(self, report: pytest.TestReport, props: dict[str, Any]) -> None:
         """JUnit has no warning state: write the WARN line to the test case's system-out, which CI
@@ -441,6 +512,7 @@ class Reporter:
             terminalreporter.write_sep("=", "opscheck warnings", yellow=True)
             for result in warned:
                 terminalreporter.write_line(f"WARN {result['id']} - {result.get('message', '')}")
+        self._flaky_and_waived(terminalreporter)
         terminalreporter.write_sep("-", "opscheck summary by category")
         for category, counts in self.by_category().items():
             cells = ", ".join(f"{counts[o]} {o.replace('_', ' ')}" for o in OUTCOMES if counts[o])
@@ -463,6 +535,62 @@ class Reporter:
                     f"killed mid-write left in {self.archive.day.parent}"
                 )
 
+    def _flaky_and_waived(self, terminalreporter: Any) -> None:
+        """FLAKY checks with both values, WAIVED ones with their waiver, the checks an expired
+        waiver no longer accepts. The waivers to act on (stale, unused, expired) are
+        opscheck/waivers.py's own section."""
+        document = self.document
+        entries = document.get("tests", [])
+        lines: list[str] = []
+        for entry in entries:
+            outcome = entry.get("outcome")
+            if outcome == "flaky":
+                callout = entry.get("flaky_history")
+                text = report_page.problem_list([entry])[0].measured
+                lines.append(f"FLAKY {entry['id']} - {text}" + (f" — {callout}" if callout else ""))
+            elif outcome == "waived":
+                for problem in report_page.problem_list([entry]):
+                    said = problem.message or problem.measured
+                    lines.append(f"WAIVED {entry['id']} - {said} — {problem.note}")
+            if entry.get("waiver_expired"):
+                lines.append(f"WAIVER EXPIRED {entry['id']} - {entry['waiver_expired']}")
+        if not lines:
+            return
+        terminalreporter.write_sep("=", "opscheck flaky and waived", purple=True)
+        for line in lines:
+            terminalreporter.write_line(line)
+
+    # -- the run's words, for the end-of-run helpers (notify, heartbeat, nagios) ----------------
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The run's JSON document: the final one (as written) once the run has ended."""
+        return self._built or self._document()
+
+    def headline(self) -> str:
+        """``1 CRIT · 3 WARN · 1 FLAKY · 1 WAIVED · 41 OK · 2 not run · 6 skipped``: the words
+        of the page's headline."""
+        return report_page.headline_text(self.document.get("tests", []))
+
+    def problems(self, waived: bool = True) -> list[str]:
+        """One line per problem, CRIT first, then WARN, then FLAKY (both values, its history
+        call-out); then, with ``waived``, the WAIVED checks (each with its waiver) and the
+        waivers to act on (expired, stale, unused; not the ones this run did not check), in
+        opscheck/waivers.py's words: listed as such, not problems."""
+        document = self.document
+        lines = [
+            p.line()
+            for p in report_page.problem_list(document.get("tests", []))
+            if waived or p.kind != "waived"
+        ]
+        if waived:
+            lines += [
+                waiver_line(w)
+                for w in document.get("waivers") or []
+                if w.get("status") in ("stale", "unused", "expired")
+            ]
+        return lines
+
     # -- pytest-html ------------------------------------------------------------------------
 
     @pytest.hookimpl(optionalhook=True)
@@ -477,6 +605,9 @@ class Reporter:
         verdict = props.get("verdict") or {"failed": "FAIL", "skipped": "SKIP"}.get(
             report.outcome, ""
         )
+        outcome = outcome_of(report.passed, props) if report.when == "call" else ""
+        if outcome in ("flaky", "waived"):
+            verdict = outcome.upper()
         if report.failed and report.when != "call":
             verdict = "ERROR"
         values = {
@@ -493,9 +624,9 @@ class Reporter:
         style = _VERDICT_STYLE.get(verdict, "")
         new.append(f'<td class="col-verdict" style="{style}">{verdict}</td>')
         cells[2:2] = new
-        if report.when == "call" and report.passed and verdict == "WARN":
-            cells[0] = '<td class="col-result">Warned</td>'  # its own outcome: see _own_outcomes
-            self._moved_rows["warned"] += 1
+        if outcome in ("warned", "flaky", "waived"):  # their own outcomes: see _own_outcomes
+            cells[0] = f'<td class="col-result">{outcome.title()}</td>'
+            self._moved_rows[outcome] += 1
         elif not_run:
             cells[0] = '<td class="col-result">NotRun</td>'
             self._moved_rows["notrun"] += 1
@@ -561,8 +692,8 @@ class Reporter:
         }
 
     def _own_outcomes(self) -> None:
-        """pytest-html counts a WARN row as passed and a not-run row as failed: give Warned and
-        NotRun their own counts and checkboxes."""
+        """pytest-html counts a WARN, FLAKY or WAIVED row as passed and a not-run row as failed:
+        give Warned, Flaky, Waived and NotRun their own counts and checkboxes."""
         if self._html is None:
             return
         outcomes = self._html.outcomes
@@ -604,6 +735,7 @@ class Reporter:
             # the page shows each record's previous value and change.
             self._built = document = self._document()
             self._record_history(document)  # opscheck/history.py: previous values, then append
+            self._waivers_and_flaky_history(document)
             self._own_outcomes()
         # Innermost wrapper: pytest-html and junitxml have written their files when we resume,
         # and the terminal summary (which prints their paths) has not run yet.
@@ -633,6 +765,30 @@ class Reporter:
                 note = f"opscheck: archive index not written in {self.archive.day.parent}: {error}"
                 self.history_note = "\n".join(filter(None, (self.history_note, note)))
 
+    def _waivers_and_flaky_history(self, document: dict[str, Any]) -> None:
+        """The waivers file's waivers with their status (opscheck/waivers.py ``summary``) and the
+        checks FLAKY on N of the last M runs (opscheck/recheck.py ``callouts``, which may add
+        ``flaky_history`` to entries; the history store holds this run already). Either missing
+        or failing leaves its key out and is one line in the summary, never a failed run."""
+        import importlib
+
+        for key, module, name in (
+            ("waivers", "opscheck.waivers", "summary"),
+            ("flaky_history", "opscheck.recheck", "callouts"),
+        ):
+            try:
+                function = getattr(importlib.import_module(module), name, None)
+                if function is None:
+                    continue
+                args = (self._config,) if key == "waivers" else (self._config, document)
+                found = function(*args)
+            except Exception as error:  # a report extra never fails a run
+                note = f"opscheck: {key} not reported: {type(error).__name__}: {error}"
+                self.history_note = "\n".join(filter(None, (self.history_note, note)))
+                continue
+            if found is not None:
+                document[key] = list(found)
+
     def _record_history(self, document: dict[str, Any]) -> None:
         """Append the run's records to the history store; a failure is reported, never raised."""
         settings = self._loaded.inventory.settings.history
@@ -659,7 +815,8 @@ class Reporter:
         logxml = self._config.stash.get(xml_key, None)
         if logxml is not None:
             logxml.logfile = str(self.archive.final("xml"))
-        for plugin in self._config.pluginmanager.get_plugins():
+        # By name: get_plugins() makes a set, which an unhashable plugin object would break.
+        for _, plugin in self._config.pluginmanager.list_name_plugin():
             if hasattr(plugin, "_report_path") and hasattr(plugin, "_generate_report"):
                 plugin._report_path = self.archive.final("html")
 

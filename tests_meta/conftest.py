@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 import json
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +157,36 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.stop()
+
+
+# -- a CRIT that recovers (the FLAKY tests of test_junit.py and test_nagios.py) ------------------
+
+
+class _OddFails(BaseHTTPRequestHandler):
+    """500 to the first request of each pair, 200 to the second: a CRIT that recovers."""
+
+    count = 0
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        with self.lock:
+            type(self).count += 1
+            status = 500 if self.count % 2 else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky() -> Iterator[str]:
+    """A real HTTP server whose every first request of a pair fails: its URL."""
+    handler = type("OddFails", (_OddFails,), {"count": 0})  # its own count, from 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()

@@ -139,7 +139,7 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "[settings]\nretries = 3\n",
         "",
         "inventory.toml: settings.retries: unknown key (expected one of: timeout, history, "
-        "pushgateway, schedules, schedule, skip)",
+        "waivers, recheck, notify, heartbeat, pushgateway, schedules, schedule, skip)",
     ),
     "unknown top-level table": (
         '[[hosts]]\nname = "web1"\n',

@@ -127,7 +127,8 @@ def test_pushed_values_and_verdicts_match_the_json_records(suite, gateway):
         assert ("job", "opscheck") in labels and ("schedule", "all") in labels
     counts = {dict(k)["verdict"]: v for k, v in of(series, "opscheck_run_checks").items()}
     assert counts == {
-        "ok": 1, "warn": 1, "crit": 1, "failed": 0, "error": 0, "not_run": 0, "skipped": 0
+        "ok": 1, "warn": 1, "crit": 1, "flaky": 0, "waived": 0, "failed": 0, "error": 0,
+        "not_run": 0, "skipped": 0,
     }  # fmt: skip
     (stamp,) = of(series, "opscheck_run_timestamp_seconds").values()
     assert started < stamp < time.time()

@@ -282,7 +282,7 @@ def test_xdist_tries_a_refusing_host_once(pytester, sshd, tmp_path):
     assert len({t["worker"] for t in locked.values()}) == 1
     real = [t for t in locked.values() if not t["unreachable"]]
     assert [t["message"] for t in real] == [
-        "Failed: locked: unreachable: root@127.0.0.1: Permission denied (publickey)."
+        "locked: unreachable: root@127.0.0.1: Permission denied (publickey)."
     ]
     assert all(
         t["unreachable"] == "test_host_reachable[locked]"

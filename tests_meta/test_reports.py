@@ -87,7 +87,8 @@ def test_warn_and_crit_in_terminal_and_json(suite):
     document = json.loads(suite.json_path.read_text())
     assert document["schedule"] == "all"
     assert document["summary"] == {
-        "passed": 1, "warned": 1, "failed": 1, "error": 0, "not_run": 0, "skipped": 0
+        "passed": 1, "warned": 1, "flaky": 0, "waived": 0, "failed": 1, "error": 0,
+        "not_run": 0, "skipped": 0,
     }  # fmt: skip
     assert document["by_category"] == {
         "health": {"passed": 1},
@@ -152,9 +153,10 @@ def test_html_report_has_the_numbers(suite, tmp_path):
     assert categories
     cells = re.findall(r"<t[dh]>([^<]*)</t[dh]>", categories.group(1))
     assert cells == [
-        *("category", "passed", "warned", "failed", "error", "not_run", "skipped"),
-        *("health", "1", "0", "0", "0", "0", "0"),
-        *("capacity", "0", "1", "1", "0", "0", "0"),
+        *("category", "passed", "warned", "flaky", "waived", "failed", "error", "not_run"),
+        "skipped",
+        *("health", "1", "0", "0", "0", "0", "0", "0", "0"),
+        *("capacity", "0", "1", "0", "0", "1", "0", "0", "0"),
     ]
 
 
@@ -179,7 +181,7 @@ def test_junit_has_properties_and_shows_warnings(suite, tmp_path):
     failure = disk.find("failure")
     assert failure is not None
     assert properties(disk)["verdict"] == "CRIT"
-    assert failure.get("message") == f"Failed: {properties(disk)['message']}"
+    assert failure.get("message") == properties(disk)["message"]  # one line (issue 14)
     assert (
         properties(cases["suites.host.test_connectivity.test_host_reachable[me]"])["verdict"]
         == "OK"

@@ -205,7 +205,8 @@ def test_an_explicit_merge_of_collected_artifacts(suite, web, pytester, tmp_path
     assert done.returncode == 1, done.stderr  # "broken" and "gone" failed
     (merged_path,) = merged_reports(out)
     assert re.search(
-        r"^opscheck-merge: morning run 77, 2 shards: \d+ passed, \d+ warned, 2 failed, 0 error, "
+        r"^opscheck-merge: morning run 77, 2 shards: \d+ passed, \d+ warned, 0 flaky, "
+        r"0 waived, 2 failed, 0 error, "
         r"1 not run, \d+ skipped: "  # "gone" is down: its connectivity check failed, 1 not run
         rf"{re.escape(str(merged_path.with_suffix('.html')))} \(and \.xml, \.json\)$",
         done.stdout,
@@ -639,3 +640,37 @@ def test_the_indexed_job_shards_the_run_by_itself(suite, monkeypatch, pytester):
     )
     assert set(seen) == set(_collected(whole))
     assert os.environ.get("JOB_COMPLETION_INDEX") is None
+
+
+def test_the_merge_joins_the_shards_junit_warnings_cases(suite, merge, pytester, tmp_path):
+    """Each shard's --junit-warnings case lists its own WARNs; the merged XML has one such case
+    listing both (a viewer keeps one case of a name)."""
+    inventory = '[[host]]\nname = "h0"\n[[host]]\nname = "h2"\n'
+    thresholds = "[host.disk_used_pct]\nwarn = 0.001\ncrit = 100\n"  # this disk: WARN on both
+    files = []
+    for index in (0, 1):
+        stem = pytester.path / f"w{index}"
+        result = suite.run(
+            inventory,
+            thresholds,
+            "-k",
+            "disk_used",
+            f"--shard={index}/2",
+            "--junit-warnings",
+            f"--json-report={stem}.json",
+            f"--junitxml={stem}.xml",
+            paths=("suites/host",),
+        )
+        assert result.ret == 0, "\n".join(result.outlines)
+        files.append(stem.with_suffix(".json"))
+    done = merge(*files, "--reports-dir", tmp_path)
+    assert done.returncode == 0, done.stderr
+    (merged_path,) = merged_reports(tmp_path)
+    root = ET.parse(merged_path.with_suffix(".xml")).getroot()
+    (case,) = [c for c in root.iter("testcase") if c.get("name") == "warnings"]
+    (skipped,) = case.findall("skipped")
+    assert skipped.text and "h0" in skipped.text and "h2" in skipped.text, skipped.text
+    suite_node = next(root.iter("testsuite"))
+    cases = list(root.iter("testcase"))
+    assert suite_node.get("tests") == str(len(cases))
+    assert suite_node.get("skipped") == str(sum(1 for c in cases if c.find("skipped") is not None))

@@ -1,9 +1,13 @@
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from opscheck.config.loading import load
+from opscheck.testbed import demo
 from opscheck.testbed.demo import monitoring, monitoring_inventory
+from opscheck.testbed.http import HttpTestbed
 
 REPO = Path(__file__).resolve().parents[1]
 # Each example inventory with the thresholds it is written for (None: the repository's).
@@ -76,3 +80,27 @@ def test_demo_monitoring_is_green_with_one_warning(suite, tmp_path):
     assert len(results) == 18
     firing = results["test_no_alerts_firing[alerts]"]
     assert "Watchdog" in str(firing)  # the rule fired and reached Alertmanager
+
+
+def test_demo_waives_one_warning_and_notifies_its_receiver(suite, tmp_path, monkeypatch):
+    """`make demo`'s waivers.toml and end-of-run settings on its API endpoint: the connections
+    WARN is WAIVED with its reason, and the local receiver gets the webhook's JSON and the
+    heartbeat's /start and success (opscheck.testbed.demo.Receiver, a real HTTP server)."""
+    waivers = tmp_path / "waivers.toml"
+    waivers.write_text(demo.waivers_toml(datetime.now(UTC).date()))
+    with HttpTestbed() as bed, demo.Receiver() as receiver:
+        monkeypatch.setenv(demo.WEBHOOK_ENV, receiver.url + demo.WEBHOOK_PATH)
+        monkeypatch.setenv(demo.HEARTBEAT_ENV, receiver.url + demo.HEARTBEAT_PATH)
+        inventory = demo.api_health(bed) + demo.notify_inventory()
+        result = suite.run(inventory, "", f"--waivers={waivers}", paths=("suites/http",))
+    assert result.ret == 0, "\n".join(result.outlines)
+    waived = suite.results()["test_json_fields_within_limits[api-health]"]
+    assert waived["outcome"] == "waived"
+    (record,) = waived["records"]
+    assert record["verdict"] == "WARN" and record["measured"] == "connections 12"
+    assert record["waived"].endswith(f"by alice: {demo.WAIVER_REASON}")
+    ping = demo.HEARTBEAT_PATH
+    assert receiver.paths() == [f"{ping}/start", demo.WEBHOOK_PATH, ping]
+    sent = json.loads(receiver.received[1]["body"])
+    assert sent["status"] == "OK" and "1 WAIVED" in sent["headline"], sent
+    assert sent["problems"] == []  # a waived WARN is not a problem

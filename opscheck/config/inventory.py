@@ -27,6 +27,7 @@ from .http import HttpTarget
 from .kubernetes import KubernetesTarget
 from .logs import LogsTarget
 from .metrics import MetricsTarget
+from .notify import HeartbeatSettings, NotifySettings
 from .postgres import PostgresTarget
 from .prometheus import PrometheusTarget
 from .redis import RedisTarget
@@ -109,9 +110,30 @@ class HistorySettings(Strict):
     trend_days: Annotated[int, Field(ge=2, le=366)] = 30
 
 
+class WaiverSettings(Strict):
+    """``[settings.waivers]``: the policy for waivers.toml (opscheck/waivers.py)."""
+
+    # A waiver may not expire later than this many days from the day the run reads it.
+    max_days: Annotated[int, Field(ge=1, le=3650)] = 90
+
+
+class RecheckSettings(Strict):
+    """``[settings.recheck]``: re-measure a CRIT once (opscheck/recheck.py)."""
+
+    enabled: bool = False  # --recheck turns it on for one run
+    delay: Annotated[float, Field(ge=0, le=300)] = 5.0  # seconds before measuring again
+    # A check FLAKY on flaky_runs of the last of_last runs (history store) is called out.
+    flaky_runs: Annotated[int, Field(ge=1)] = 3
+    of_last: Annotated[int, Field(ge=1, le=1000)] = 10
+
+
 class Settings(Strict):
     timeout: Timeout = 5.0
     history: HistorySettings = Field(default_factory=HistorySettings)
+    waivers: WaiverSettings = Field(default_factory=WaiverSettings)
+    recheck: RecheckSettings = Field(default_factory=RecheckSettings)
+    notify: NotifySettings | None = None  # end-of-run notifications (opscheck/notify.py)
+    heartbeat: HeartbeatSettings | None = None  # dead-man's switch pings (opscheck/heartbeat.py)
     # A Prometheus Pushgateway the run's results are pushed to (opscheck.export).
     pushgateway: Annotated[str, AfterValidator(pushgateway_url)] | None = None
     # Custom schedules (`every-2h`): markers beside the built-in ones, for targets and checks.

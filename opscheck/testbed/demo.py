@@ -10,7 +10,10 @@ and then the evening run (logs, backups) are archived. The checks log in as leas
 containers (``opscheck.testbed.demo_containers``, started in the background meanwhile): a real
 single-node Kubernetes read as the opscheck ServiceAccount, with a worker that restarted once,
 and a Docker Engine running a compose project. One endpoint, one PromQL line and the worker's
-restart are deliberately past a warn level, so the report shows what a warning looks like.
+restart are deliberately past a warn level, so the report shows what a warning looks like; the
+endpoint's is waived for two weeks (``waivers.toml``), so it also shows a WAIVED check. A local
+receiver (``Receiver``) plays the team's JSON webhook and dead-man's switch: the demo prints the
+notification the morning run sent it, and the heartbeat pings it got.
 
 So that the index, the changes since the previous run and the trends have two days to show, the
 demo first takes a real morning reading (archived in a temporary folder) and files it as
@@ -32,8 +35,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
 
@@ -85,7 +89,72 @@ ERROR_RATE = (
 )
 LATENCIES = (0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.09, 0.12, 0.15, 0.3)  # seconds, one each tick
 SYNC_AGE = 30 * 3600  # the offsite copy last succeeded 30 h ago: past the demo's warn of 26 h
+# The demo's end-of-run settings (notify_inventory): a local receiver plays the team's webhook
+# and its dead-man's switch; one of the deliberate WARNs is waived (waivers_toml).
+WEBHOOK_ENV, WEBHOOK_PATH = "OPSCHECK_DEMO_WEBHOOK_URL", "/hooks/opscheck"
+HEARTBEAT_ENV, HEARTBEAT_PATH = "OPSCHECK_DEMO_HEARTBEAT_URL", "/ping/opscheck-demo"
+WAIVER_REASON = "pool raised to 40 connections in Thursday's release, CHG-2211"
+WAIVER_OWNER = "alice"
 READY_TIMEOUT = 20.0  # seconds for Prometheus to have scraped everything (measured ~6.5 s)
+
+
+class Receiver:
+    """A local HTTP receiver for notifications and heartbeat pings (``make demo``, tests): a
+    ThreadingHTTPServer on 127.0.0.1 in a thread that answers every GET, HEAD and POST with
+    ``statuses`` in turn (then 200 "OK"), each after ``delay`` seconds, and keeps what it got in
+    ``received``: {"method", "path", "query", "headers", "body"}."""
+
+    def __init__(self, statuses: tuple[int, ...] = (), delay: float = 0.0) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: list[dict[str, Any]] = []
+        self.statuses = list(statuses)
+        self.delay = delay
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode(errors="replace") if length else ""
+                path, _, query = self.path.partition("?")
+                got: dict[str, Any] = {"method": self.command, "path": path, "query": query}
+                got |= {"headers": dict(self.headers.items()), "body": body}
+                receiver.received.append(got)
+                time.sleep(receiver.delay)
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                said = b"OK" if status < 400 else b"not found" if status == 404 else b"error"
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(said)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(said)
+                except ConnectionError:
+                    pass  # the sender gave up waiting (delay): what it sent is recorded
+
+            do_GET = do_POST = do_HEAD = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: what it got is in `received`
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="demo-receiver", daemon=True
+        )
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def paths(self) -> list[str]:
+        return [got["path"] for got in self.received]
 
 
 @dataclass
@@ -298,7 +367,6 @@ def inventory(s: Stack) -> str:
         password_env="OPSCHECK_DEMO_REDIS_PASSWORD",
         queues=[{"key": "queue:embeddings", "warn": 100, "crit": 1000}],
     )
-    api = s.bed.url("https", "/health")
     return f"""\
 [settings]
 timeout = "3s"
@@ -309,17 +377,7 @@ uri = "local://"
 cpu_sample = "500ms"
 
 {ssh_box}
-[[http]]
-name = "api-health"
-url = "{api}"
-verify = {toml_value(s.bed.ca_path)}
-json = {{ status = "healthy", "checks.database.status" = "up" }}
-samples = 10
-
-[http.json_limits.connections]   # 12 connections in use: past the demo's warn level of 10
-warn = 10
-crit = 80
-
+{api_health(s.bed)}
 [[http]]
 name = "api-ready"
 url = "{s.bed.url("http", "/health/ready")}"
@@ -381,6 +439,23 @@ check = "redis.memory_used_pct"
 target = "cache"
 
 {monitoring_inventory(s.monitoring)}{_containers_inventory(s.containers)}"""
+
+
+def api_health(bed: HttpTestbed) -> str:
+    """The API's health endpoint: its JSON fields, and its connections past the warn level
+    (the WARN the demo's waivers.toml accepts)."""
+    return f"""\
+[[http]]
+name = "api-health"
+url = "{bed.url("https", "/health")}"
+verify = {toml_value(bed.ca_path)}
+json = {{ status = "healthy", "checks.database.status" = "up" }}
+samples = 10
+
+[http.json_limits.connections]   # 12 connections in use: past the demo's warn level of 10
+warn = 10
+crit = 80
+"""
 
 
 def _containers_inventory(boxes: Containers | None) -> str:
@@ -512,11 +587,79 @@ def file_as_yesterday(report: Path, reports: Path) -> Path:
     return archive.final("html")
 
 
+def waivers_toml(today: date) -> str:
+    """The demo's waivers.toml: the API's connections WARN accepted for two weeks."""
+    return f"""\
+[[waiver]]                         # 12 connections > warn 10: accepted until the pool is resized
+check = "http.json_limits"
+target = "api-health"
+subject = "connections"
+reason = "{WAIVER_REASON}"
+owner = "{WAIVER_OWNER}"
+expires = {today + timedelta(days=14)}
+"""
+
+
+def notify_inventory() -> str:
+    """The demo inventory's end-of-run settings: every run's notification to the local
+    receiver's JSON webhook, and its heartbeat pings to the same receiver."""
+    return f"""
+[settings.notify]
+on = "always"
+
+[settings.notify.webhook]
+url_env = "{WEBHOOK_ENV}"
+
+[settings.heartbeat]
+url_env = "{HEARTBEAT_ENV}"
+"""
+
+
+def _show_waived(report: Path) -> None:
+    """The archived morning report's waived checks, and the waiver's status, one line each."""
+    document = json.loads(report.read_text(encoding="utf-8"))
+    waived = [
+        t for t in document.get("tests", []) if any(r.get("waived") for r in t.get("records", []))
+    ]
+    for test in waived:
+        why = "; ".join(dict.fromkeys(r["waived"] for r in test["records"] if r.get("waived")))
+        name = test["id"].split("::")[-1]
+        print(f"opscheck demo: {test.get('outcome', '').upper()} {name}: {why}")
+    for waiver in document.get("waivers", []):
+        print(f"opscheck demo: waiver {waiver['check']} on {waiver['target']}: {waiver['status']}")
+    if not waived:
+        print("opscheck demo: no check of the morning run was waived", file=sys.stderr)
+
+
+def _show_received(receiver: Receiver) -> None:
+    """What the morning run sent the receiver: the webhook's JSON body, the heartbeat pings."""
+    hooks = [got for got in receiver.received if got["path"] == WEBHOOK_PATH]
+    for got in hooks:
+        print(f"opscheck demo: notification received by {receiver.url}{WEBHOOK_PATH}:")
+        try:
+            print(json.dumps(json.loads(got["body"]), indent=2, ensure_ascii=False))
+        except ValueError:
+            print(got["body"])
+    if not hooks:
+        print(f"opscheck demo: no notification reached {receiver.url}", file=sys.stderr)
+    pings = [got for got in receiver.received if got["path"].startswith(HEARTBEAT_PATH)]
+    if pings:
+        shown = [got["path"].removeprefix(HEARTBEAT_PATH) or "/ (success)" for got in pings]
+        headline = pings[-1]["body"].splitlines()[:1]
+        print(
+            f"opscheck demo: heartbeat pings received by {receiver.url}{HEARTBEAT_PATH}: "
+            + ", then ".join(shown)
+            + (f" (body: {headline[0]})" if headline else "")
+        )
+
+
 def _run_checks(
     schedule: str, path: Path, thresholds: Path, env: dict[str, str], *extra: str
 ) -> int:
     command = [sys.executable, "-m", "pytest", "-m", schedule, "--archive", *extra]
-    command += ["--inventory", str(path), "--thresholds", str(thresholds)]
+    # "--option=PATH": pytest looks for its ini file beside a path argument, and before opscheck's
+    # options are known "--inventory /tmp/x.toml" reads as one: then it would miss pytest.ini.
+    command += [f"--inventory={path}", f"--thresholds={thresholds}"]
     print("\nopscheck demo:", " ".join(command[1:]), flush=True)
     return subprocess.run(command, cwd=REPO, env=env, check=False).returncode
 
@@ -530,16 +673,27 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="opscheck-demo-") as tmp,
         stack(Path(tmp), with_containers=True) as s,
+        Receiver() as receiver,
     ):
         print(f"opscheck demo: services up in {time.monotonic() - began:.1f} s{_took(s)}")
         path = Path(tmp) / "inventory.toml"
-        path.write_text(inventory(s))
+        path.write_text(inventory(s) + notify_inventory())
         thresholds = Path(tmp) / "thresholds.toml"
         thresholds.write_text((REPO / "thresholds.toml").read_text() + THRESHOLDS)
+        waivers = Path(tmp) / "waivers.toml"
+        waivers.write_text(waivers_toml(datetime.now(UTC).date()))
+        print(
+            f"opscheck demo: {waivers.name}: the API's connections WARN is waived for two weeks "
+            f"({WAIVER_REASON}); notifications and heartbeat go to {receiver.url}"
+        )
         env = {**os.environ, **s.env}
+        env[WEBHOOK_ENV] = receiver.url + WEBHOOK_PATH
+        env[HEARTBEAT_ENV] = receiver.url + HEARTBEAT_PATH
         earlier = Path(tmp) / "earlier"
         first = time.monotonic()
-        code = _run_checks("morning", path, thresholds, env, "--reports-dir", str(earlier))
+        waived = (f"--waivers={waivers}",)
+        quiet = (f"--reports-dir={earlier}", "--no-notify")  # filed as yesterday's: no news
+        code = _run_checks("morning", path, thresholds, env, *waived, *quiet)
         taken = sorted(earlier.glob("*/morning-*.json"))
         if code not in (0, 1) or not taken:
             print(
@@ -556,7 +710,8 @@ def main() -> int:
         )
         for schedule in ("morning", "evening"):
             before = set(reports.glob("*/*.html"))
-            code = _run_checks(schedule, path, thresholds, env)
+            receiver.received.clear()
+            code = _run_checks(schedule, path, thresholds, env, *waived)
             new = sorted(set(reports.glob("*/*.html")) - before)
             if code not in (0, 1) or not new:
                 print(
@@ -567,6 +722,9 @@ def main() -> int:
             outcome = "all checks OK or WARN" if code == 0 else "some checks failed"
             archived.append(new[-1])
             print(f"opscheck demo: {schedule}: {outcome}.")
+            if schedule == "morning":
+                _show_waived(new[-1].with_suffix(".json"))
+                _show_received(receiver)
     print("\nReports:\n" + "\n".join(f"  {p.relative_to(REPO)}" for p in archived))
     print(f"  {(reports / archive_index.INDEX).relative_to(REPO)} (every day, every schedule)")
     return 0

@@ -1,0 +1,217 @@
+"""``[settings.heartbeat]``: pings to a dead-man's switch (healthchecks.io, or any service with its
+URL scheme), so that a run that never happens, hangs or dies is noticed by the switch.
+
+``<url>/start`` as soon as the run's configuration is loaded (sent in the background: the run
+does not wait for it), then when the run ends ``<url>`` (exit status 0) or ``<url>/fail``
+(anything else: a CRIT, an error, nothing checked, an interrupted run, a usage error found after
+the start) - with ``exit_code = true``: ``<url>/<exit status>``. Each ping is a POST whose body
+is the run's headline and its problems, one a line. Every ping of a run carries the same
+``rid`` (healthchecks.io's run id), so the switch pairs each start with its end.
+
+The URL is a secret (healthchecks.io's is its check's UUID): read from the variable ``url_env``
+names, redacted everywhere. A ping that fails never fails the run: one line says so
+(``heartbeat ping /start failed: connection refused (2 attempts)``). ``--no-notify`` sends none.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Generator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from opscheck import redaction
+from opscheck.config.notify import HeartbeatSettings
+from opscheck.plugin import CONFIG_KEY
+
+RETRY_PAUSE = 1.0  # seconds before the one retry of a ping that failed on the way
+BODY_LIMIT = 10_000  # characters: healthchecks.io keeps the first 100 kB of a body
+PROBLEM_LINES = 50
+# Options that make pytest show something and run no checks: no heartbeat for them.
+NOT_A_RUN = ("help", "version", "collectonly", "showfixtures", "show_fixtures_per_test", "markers")
+
+
+class Heartbeat:
+    """One run's pings: ``start()`` at its start, ``finish(exit status, body)`` at its end."""
+
+    def __init__(self, url: str, settings: HeartbeatSettings) -> None:
+        self.url = url.rstrip("/")
+        self.settings = settings
+        self.run_id = str(uuid.uuid4())
+        self.finished = False
+        self.problems: list[str] = []  # the lines saying which ping failed, and why
+        self._starting: threading.Thread | None = None
+        try:
+            version = importlib.metadata.version("opscheck")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        self.user_agent = f"opscheck/{version}"
+
+    def start(self) -> None:
+        """Ping ``/start`` in the background."""
+        self._starting = threading.Thread(
+            target=self._ping, args=("/start", ""), name="opscheck-heartbeat", daemon=True
+        )
+        self._starting.start()
+
+    def finish(self, exitstatus: int, body: str) -> None:
+        """Ping the end of the run: success, ``/fail`` or ``/<exitstatus>``; after ``/start``."""
+        if self.finished:
+            return
+        self.finished = True
+        if self._starting is not None:
+            # A /start still on its way has its two attempts' time: then the end goes anyway.
+            self._starting.join(2 * self.settings.timeout + RETRY_PAUSE)
+        self._ping(self.suffix(exitstatus), body)
+
+    def suffix(self, exitstatus: int) -> str:
+        if self.settings.exit_code:
+            return f"/{exitstatus}"
+        return "" if exitstatus == 0 else "/fail"
+
+    def _ping(self, suffix: str, body: str) -> None:
+        """POST ``<url><suffix>``: once more after a second when it failed on the way (no
+        answer, a 5xx or 429); a failure is kept as one line in ``problems``."""
+        error = ""
+        for attempt in (1, 2):
+            error, again = self._post(suffix, body)
+            if not error:
+                return
+            if not again or attempt == 2:
+                break
+            time.sleep(RETRY_PAUSE)
+        tries = f" ({attempt} attempts)" if attempt > 1 else ""
+        label = suffix or "(success)"
+        self.problems.append(redaction.redact(f"heartbeat ping {label} failed: {error}{tries}"))
+
+    def _post(self, suffix: str, body: str) -> tuple[str, bool]:
+        """One POST: ("", False) when answered 2xx, else (why, whether to try again)."""
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.url}{suffix}?rid={self.run_id}",
+            data=body.encode(),
+            method="POST",
+            headers={"User-Agent": self.user_agent, "Content-Type": "text/plain; charset=utf-8"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.settings.timeout) as answer:
+                answer.read(1000)
+            return "", False
+        except urllib.error.HTTPError as exc:
+            try:
+                said = " ".join(exc.read(200).decode(errors="replace").split())
+            except OSError:
+                said = ""
+            said = f": {said}" if said and said.lower() != str(exc.reason).lower() else ""
+            return f"HTTP {exc.code} {exc.reason}{said}", exc.code >= 500 or exc.code == 429
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            if isinstance(reason, TimeoutError):
+                return f"no answer within {self.settings.timeout:g} s", True
+            text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+            return " ".join(str(text).split())[:300].lower(), True
+
+
+HEARTBEAT_KEY = pytest.StashKey[Heartbeat]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Read the URL and ping ``/start``: in the controller, after opscheck.plugin loaded the
+    configuration (it is tryfirst), before the other plugins' checks of theirs (a usage error
+    they raise ends the run after the start: it is a ``/fail``)."""
+    if hasattr(config, "workerinput") or config.getoption("no_notify"):
+        return
+    if any(getattr(config.option, name, False) for name in NOT_A_RUN):
+        return
+    loaded = config.stash.get(CONFIG_KEY, None)
+    settings = loaded.inventory.settings.heartbeat if loaded is not None else None
+    if loaded is None or settings is None:
+        return
+    from opscheck import notify
+
+    found, problems = notify.settings_problems(config)  # notify's mistakes too, all at once
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
+    url = found["heartbeat", "url_env"]
+    loaded.secrets.add(url)  # the run's registered set: redacted from now on
+    path = urlsplit(url).path.rstrip("/")
+    if len(path) >= 16:  # a UUID (36), a ping key: also where a library names only the path
+        loaded.secrets.add(path)
+    beat = Heartbeat(url, settings)
+    config.stash[HEARTBEAT_KEY] = beat
+    beat.start()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, Any, Any]:
+    """The end ping, once every report is written (opscheck.report's wrapper is trylast)."""
+    beat = session.config.stash.get(HEARTBEAT_KEY, None)
+    try:
+        return (yield)
+    finally:
+        if beat is not None:
+            exitstatus = int(session.exitstatus)
+            if sys.exc_info()[0] is not None and exitstatus == 0:
+                exitstatus = int(pytest.ExitCode.INTERNAL_ERROR)
+            beat.finish(exitstatus, _body(session.config, exitstatus))
+            _say(session.config, beat)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A run that ended before its session did (a usage error after ``/start``): ``/fail``."""
+    beat = config.stash.get(HEARTBEAT_KEY, None)
+    if beat is None or beat.finished:
+        return
+    session = config.pluginmanager.get_plugin("session")
+    exitstatus = int(getattr(session, "exitstatus", 0) or pytest.ExitCode.USAGE_ERROR)
+    beat.finish(exitstatus, f"opscheck stopped before its checks ran (exit status {exitstatus})")
+    _say(config, beat)
+
+
+def _body(config: pytest.Config, exitstatus: int) -> str:
+    """The headline, then the problems (CRIT first) and the archived report, from the report
+    plugin; what pytest counted when it has none."""
+    reporter: Any = config.pluginmanager.get_plugin("opscheck-reporter")
+    lines: list[str] = []
+    try:
+        lines.append(str(reporter.headline()))
+    except Exception:
+        summary = (getattr(reporter, "document", None) or {}).get("summary") or {}
+        if not summary:  # what the terminal counted
+            terminal = config.pluginmanager.get_plugin("terminalreporter")
+            stats = getattr(terminal, "stats", {})
+            summary = {k: len(v) for k, v in stats.items() if k and k != "warnings"}
+        counted = [f"{n} {k}" for k, n in summary.items() if isinstance(n, int) and n]
+        lines.append(" · ".join(counted) or f"opscheck run ended with exit status {exitstatus}")
+    try:
+        problems = [str(p) for p in reporter.problems()]
+    except Exception:
+        problems = []
+    lines += problems[:PROBLEM_LINES]
+    if len(problems) > PROBLEM_LINES:
+        lines.append(f"… and {len(problems) - PROBLEM_LINES} more")
+    try:
+        if reporter.archive is not None:
+            lines.append(f"report: {reporter.archive.final('html')}")
+    except Exception:
+        pass
+    return redaction.clip("\n".join(lines), BODY_LIMIT)
+
+
+def _say(config: pytest.Config, beat: Heartbeat) -> None:
+    """Each failed ping in one line, in the terminal (stderr without one)."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    for line in beat.problems:
+        if terminal is not None:
+            terminal.write_line(redaction.redact(line), yellow=True)
+        else:
+            sys.stderr.write(redaction.redact(line) + "\n")
+    beat.problems.clear()
