@@ -324,7 +324,9 @@ def problem_lines(tests: Iterable[dict[str, Any]]) -> list[str]:
             found.append((3, f"FLAKY {_flaky(records)} ({test})"))
         elif outcome == "waived":
             messages = [f"{r['message']} ({r['waived']})" for r in records if r.get("waived")]
-            text = "; ".join(messages) or _first_line(entry.get("reason", "")) or "waived"
+            hidden = entry.get("waived_failure")  # a failure without records (target down)
+            hidden = f"{_first_line(hidden)} ({entry.get('waived')})" if hidden else ""
+            text = "; ".join(messages) or hidden or _first_line(entry.get("reason", "")) or "waived"
             found.append((4, f"WAIVED {text} ({test})"))
     return [line for _, line in sorted(found, key=lambda pair: pair[0])]
 

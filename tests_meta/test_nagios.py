@@ -260,6 +260,28 @@ def test_a_waived_crit_is_ok_and_said(suite, tmp_path):
     ), waived
 
 
+def test_a_down_target_in_its_maintenance_window_is_ok_and_says_why(suite, web, tmp_path):
+    until = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    waivers = tmp_path / "waivers.toml"
+    waivers.write_text(
+        '[[waiver]]\ncheck = "*"\ntarget = "shop"\n'
+        f'reason = "kernel upgrade, CHG-7"\nowner = "bob"\nexpires = {until}\n'
+    )
+    inventory = http("shop", web.url("refused"), 'contains = "healthy"')
+    args = ("--nagios", "--waivers", str(waivers))
+    result = suite.run(inventory, "", *args, paths=("suites/http/test_health.py",))
+    assert result.ret == nagios.OK
+    first, *long = plugin(result)
+    assert first == "OPSCHECK OK - 0 crit, 0 warn, 0 ok, 2 waived", first
+    refused = web.url("refused")
+    assert long == [
+        f"WAIVED shop: unreachable: GET {refused}: connection refused (waived until {until} by "
+        "bob: kernel upgrade, CHG-7) (test_status_expected[shop])",
+        f"WAIVED shop: unreachable (see test_status_expected[shop]): GET {refused}: connection "
+        f"refused (waived until {until} by bob: kernel upgrade, CHG-7) (test_body_contains[shop])",
+    ]
+
+
 def test_a_check_that_passes_when_measured_again_is_warning(suite, flaky):
     recheck = "[settings.recheck]\nenabled = true\ndelay = 0.2\n"
     inventory = recheck + http("api", flaky, "samples = 0")
