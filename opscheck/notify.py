@@ -197,6 +197,8 @@ class Message:
     counts: dict[str, int]
     host: str
     change: str = ""  # how the problems differ from the previous run's (on = "change")
+    # The WAIVED checks (each with its waiver) and the waivers to act on: not problems, said.
+    waived: list[str] = field(default_factory=list)
     summary: str = field(init=False)  # "1 CRIT, 3 WARN" or "OK"
 
     def __post_init__(self) -> None:
@@ -231,6 +233,8 @@ class Message:
             parts += ["Problems:", *(f"  {line}" for line in self.lines()), ""]
         else:
             parts += ["No problems.", ""]
+        if self.waived:
+            parts += ["Waived:", *(f"  {line}" for line in self.waived[:MAX_LINES]), ""]
         parts += [f"Report: {self.report}", f"Exit code: {self.exit_code}"]
         return "\n".join(parts) + "\n"
 
@@ -245,6 +249,7 @@ class Message:
         if self.change:
             parts.append(f"_{_mrkdwn(self.change)}_")
         parts += [f"• {_mrkdwn(line)}" for line in self.lines()]
+        parts += [f"◦ {_mrkdwn(line)}" for line in self.waived[:MAX_LINES]]
         parts.append(f"Report: {link}")
         return {"text": "\n".join(parts)}
 
@@ -253,6 +258,7 @@ class Message:
             "status": self.status,
             "headline": self.headline,
             "problems": self.problems,
+            "waived": self.waived,
             "report": self.report,
             "schedule": self.schedule,
             "started": self.started,
@@ -290,12 +296,14 @@ def _notify(session: pytest.Session, plan: _Plan) -> None:
         if not send:
             _say(config, f'opscheck: no notification: {change} (on = "change")', red=False)
             return
+    problems = reporter.problems(waived=False)
     message = Message(
         status=_status(keys, exit_code),
         headline=redaction.redact(reporter.headline()),
-        # CRIT first, then WARN and FLAKY; the WAIVED checks are counted in the headline only.
+        # CRIT first, then WARN and FLAKY; the WAIVED checks and the waivers to act on apart.
         # (The document is redacted already: this is the last step before text leaves the run.)
-        problems=[redaction.redact(line) for line in reporter.problems(waived=False)],
+        problems=[redaction.redact(line) for line in problems],
+        waived=[redaction.redact(line) for line in reporter.problems(waived=True)[len(problems) :]],
         report=_link(config, reporter, plan.settings.report_url),
         schedule=str(document.get("schedule") or plan.schedule),
         started=str(document.get("started", "")),

@@ -103,4 +103,7 @@ def test_demo_waives_one_warning_and_notifies_its_receiver(suite, tmp_path, monk
     assert receiver.paths() == [f"{ping}/start", demo.WEBHOOK_PATH, ping]
     sent = json.loads(receiver.received[1]["body"])
     assert sent["status"] == "OK" and "1 WAIVED" in sent["headline"], sent
-    assert sent["problems"] == []  # a waived WARN is not a problem
+    assert sent["problems"] == []  # a waived WARN is not a problem, but it is said
+    (said,) = sent["waived"]
+    assert said.startswith("WAIVED api-health: connections 12 > warn 10"), said
+    assert said.endswith(f"by alice: {demo.WAIVER_REASON}"), said
