@@ -92,32 +92,15 @@ class Heartbeat:
 
     def _post(self, suffix: str, body: str) -> tuple[str, bool]:
         """One POST: ("", False) when answered 2xx, else (why, whether to try again)."""
-        import urllib.error
-        import urllib.request
+        from opscheck.notify import NotifyError, post
 
-        request = urllib.request.Request(
-            f"{self.url}{suffix}?rid={self.run_id}",
-            data=body.encode(),
-            method="POST",
-            headers={"User-Agent": self.user_agent, "Content-Type": "text/plain; charset=utf-8"},
-        )
+        headers = {"User-Agent": self.user_agent, "Content-Type": "text/plain; charset=utf-8"}
+        url = f"{self.url}{suffix}?rid={self.run_id}"
         try:
-            with urllib.request.urlopen(request, timeout=self.settings.timeout) as answer:
-                answer.read(1000)
-            return "", False
-        except urllib.error.HTTPError as exc:
-            try:
-                said = " ".join(exc.read(200).decode(errors="replace").split())
-            except OSError:
-                said = ""
-            said = f": {said}" if said and said.lower() != str(exc.reason).lower() else ""
-            return f"HTTP {exc.code} {exc.reason}{said}", exc.code >= 500 or exc.code == 429
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            if isinstance(reason, TimeoutError):
-                return f"no answer within {self.settings.timeout:g} s", True
-            text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
-            return " ".join(str(text).split())[:300].lower(), True
+            post(url, body.encode(), headers, self.settings.timeout)
+        except NotifyError as error:
+            return str(error), error.again
+        return "", False
 
 
 HEARTBEAT_KEY = pytest.StashKey[Heartbeat]()

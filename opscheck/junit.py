@@ -61,7 +61,7 @@ def first_line(text: str) -> str:
     """The first line that says something: not xdist's ``[gw0] linux -- Python …`` header."""
     for line in text.splitlines():
         line = line.strip()
-        if line and not (line.startswith("[gw") and " -- Python " in line):
+        if line and not _xdist_header(line):
             return line.removeprefix("Failed: ").removeprefix("E   ").strip()
     return ""
 

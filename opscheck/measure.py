@@ -99,8 +99,10 @@ class _Job:
             self.seconds = time.perf_counter() - start
             self.done.set()
 
-    def replay(self, limits: Limits) -> None:
-        """Judge what was measured on the real ``limits``, then raise what the check raised."""
+    def judge(self, limits: Limits, error: BaseException | None = None) -> None:
+        """Judge what was measured on ``limits``, in the order the check judged it; then raise
+        ``error`` (what the check raised) where the check raised it: inside an open batch, whose
+        breaches it then replaces, as they did in the check."""
         with contextlib.ExitStack() as batches:
             for call, args in self.recorder.calls:
                 if call == "check":
@@ -109,8 +111,12 @@ class _Job:
                     batches.enter_context(limits.batch())
                 else:  # the batch ends: it fails now if anything in it was past its level
                     batches.close()
-            if self.error is not None:
-                raise self.error
+            if error is not None:
+                raise error
+
+    def replay(self, limits: Limits) -> None:
+        """Judge what was measured on the real ``limits``, then raise what the check raised."""
+        self.judge(limits, self.error)
 
 
 class Ahead:

@@ -36,6 +36,7 @@ from typing import Any, TextIO
 import pytest
 
 from opscheck import redaction
+from opscheck.junit import first_line
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
@@ -312,10 +313,10 @@ def problem_lines(tests: Iterable[dict[str, Any]]) -> list[str]:
         if outcome in ("failed", "error"):
             messages = [r["message"] for r in records if r.get("verdict") == "CRIT"]
             messages = messages or [r["message"] for r in records if r.get("message")]
-            text = "; ".join(messages) or _first_line(entry.get("reason", "")) or "failed"
+            text = "; ".join(messages) or first_line(entry.get("reason", "")) or "failed"
             found.append((0, f"CRIT {text} ({test})"))
         elif outcome == "not_run":
-            reason = _first_line(entry.get("reason", "")).removeprefix("not run: ")
+            reason = first_line(entry.get("reason", "")).removeprefix("not run: ")
             found.append((1, f"NOT RUN {reason} ({test})"))
         elif outcome == "warned":
             messages = [r["message"] for r in records if r.get("verdict") == "WARN"]
@@ -325,8 +326,8 @@ def problem_lines(tests: Iterable[dict[str, Any]]) -> list[str]:
         elif outcome == "waived":
             messages = [f"{r['message']} ({r['waived']})" for r in records if r.get("waived")]
             hidden = entry.get("waived_failure")  # a failure without records (target down)
-            hidden = f"{_first_line(hidden)} ({entry.get('waived')})" if hidden else ""
-            text = "; ".join(messages) or hidden or _first_line(entry.get("reason", "")) or "waived"
+            hidden = f"{first_line(hidden)} ({entry.get('waived')})" if hidden else ""
+            text = "; ".join(messages) or hidden or first_line(entry.get("reason", "")) or "waived"
             found.append((4, f"WAIVED {text} ({test})"))
     return [line for _, line in sorted(found, key=lambda pair: pair[0])]
 
@@ -342,12 +343,6 @@ def _flaky(records: list[dict[str, Any]]) -> str:
             said = first.get("message") or first.get("measured", "")
             texts.append(f"{said}, then {record.get('measured', '')}{later}")
     return "; ".join(texts) or "passed when measured again"
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    lines = [line for line in lines if not re.match(r"\[gw\d+\] ", line)]
-    return lines[0].removeprefix("Failed: ") if lines else ""
 
 
 def _last_line(text: str) -> str:

@@ -48,7 +48,12 @@ _EXIT_WORDS = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "noth
 
 
 class NotifyError(Exception):
-    """A channel could not deliver: the one line an operator reads (redacted when shown)."""
+    """A channel could not deliver: the one line an operator reads (redacted when shown).
+    ``again``: worth one more try (no answer, a 5xx, a 429), not a refusal (a 4xx)."""
+
+    def __init__(self, text: str, again: bool = False) -> None:
+        super().__init__(text)
+        self.again = again
 
 
 @dataclass
@@ -510,28 +515,32 @@ def send_all(plan: _Plan, message: Message) -> dict[str, str | None]:
 
 
 def _post(url: str, body: dict[str, Any], token: str | None, timeout: float) -> None:
-    """POST ``body`` as JSON; NotifyError unless the answer is 2xx. (No redirect is followed:
-    a webhook that moved says so.)"""
+    """POST ``body`` as JSON (with the bearer ``token``); NotifyError unless answered 2xx."""
+    headers = {"Content-Type": "application/json", "User-Agent": "opscheck-notify"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    post(url, json.dumps(body, ensure_ascii=False).encode(), headers, timeout)
+
+
+def post(url: str, data: bytes, headers: dict[str, str], timeout: float) -> None:
+    """POST ``data``; NotifyError unless the answer is 2xx (no redirect is followed: a receiver
+    that moved says so). The webhooks' and the heartbeat's one way out."""
     import requests
 
     from opscheck.probes.http import describe_error
 
-    headers = {"Content-Type": "application/json", "User-Agent": "opscheck-notify"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body, ensure_ascii=False).encode()
     try:
         answer = requests.post(
             url, data=data, headers=headers, timeout=(timeout, timeout), allow_redirects=False
         )
     except requests.RequestException as error:
-        raise NotifyError(describe_error(error, timeout)) from None
+        raise NotifyError(describe_error(error, timeout), again=True) from None
     if not 200 <= answer.status_code < 300:
         said = " ".join(answer.text.split())
         text = f"HTTP {answer.status_code} {answer.reason or ''}".rstrip()
-        if said:
+        if said and said.lower() != (answer.reason or "").lower():
             text += f": {redaction.clip(said, 200)}"
-        raise NotifyError(text)
+        raise NotifyError(text, again=answer.status_code >= 500 or answer.status_code == 429)
 
 
 def email_message(email: EmailNotify, message: Message) -> Any:

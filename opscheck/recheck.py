@@ -146,19 +146,6 @@ class _Again:
                 self.job.done.set()
 
 
-def _judge(job: measure._Job, limits: Limits) -> None:
-    """Judge a recorded measurement (``_Job.replay`` without raising the check's error: that
-    exception is raised once, in the test)."""
-    with contextlib.ExitStack() as batches:
-        for call, args in job.recorder.calls:
-            if call == "check":
-                limits.check(*args)
-            elif call == "enter":
-                batches.enter_context(limits.batch())
-            else:
-                batches.close()
-
-
 class _Scratch:
     """The item as ``Limits`` (and the waivers it asks) see it, with properties of its own: a
     measurement judged ahead leaves nothing on the test."""
@@ -214,7 +201,7 @@ class Rechecks:
         scratch = _Scratch(job.item)
         limits = Limits(self.loaded, scratch, job.key[1], False)  # type: ignore[arg-type]
         with contextlib.suppress(BaseException):
-            _judge(job, limits)
+            job.judge(limits)  # its error is raised once, in the test
         return _crit(records_of(scratch.user_properties))
 
     def _schedule(self, job: measure._Job) -> None:

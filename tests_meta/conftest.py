@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from opscheck.measure import IMPORTS
+from opscheck.testbed.http import HttpTestbed
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -190,3 +191,18 @@ def flaky() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
+
+
+# -- the HTTP testbed and an [[http]] target, as most modules use them ---------------------------
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[HttpTestbed]:
+    """The testbed's HTTP(S) servers (opscheck/testbed/http.py), once per module."""
+    with HttpTestbed() as bed:
+        yield bed
+
+
+def http_block(name: str, url: str, extra: str = "") -> str:
+    """An ``[[http]]`` target of the inventory, with ``extra`` lines of keys."""
+    return f'[[http]]\nname = "{name}"\nurl = "{url}"\n{extra}\n'

@@ -16,14 +16,13 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from opscheck.testbed import CALM_HOST_THRESHOLDS
-from opscheck.testbed.http import HttpTestbed
 from opscheck.testbed.sshd import host_block
+from tests_meta.conftest import http_block as http
 
 HOST = ("suites/host/test_resources.py", "suites/host/test_connectivity.py")
 CHOSEN = ("-k", "disk_used or reachable or reboot")
@@ -33,16 +32,6 @@ UP_TEN_YEARS = CALM_HOST_THRESHOLDS + '[host.uptime]\nwarn = "3650d"\n'  # a rea
 FULL = 'warn = "0%"\ncrit = "0.001%"'  # every disk is fuller than this: a real CRIT
 DISK_CRIT = CALM.replace('warn = "99%"\ncrit = "100%"', FULL, 1)
 DISK = "test_disk_used_below_limit[web1]"
-
-
-@pytest.fixture(scope="module")
-def web() -> Iterator[HttpTestbed]:
-    with HttpTestbed() as bed:
-        yield bed
-
-
-def http(name: str, url: str, extra: str = "") -> str:
-    return f'[[http]]\nname = "{name}"\nurl = "{url}"\n{extra}\n'
 
 
 def cases(path: Path) -> dict[str, ET.Element]:

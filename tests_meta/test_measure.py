@@ -3,19 +3,9 @@ when requests arrive together, and by the same verdicts, records and failures as
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from opscheck.testbed.http import HttpTestbed
 
 ME = '[[host]]\nname = "me"\nuri = "local://"\ncpu_sample = "100ms"\n'
-
-
-@pytest.fixture(scope="module")
-def web() -> Iterator[HttpTestbed]:
-    with HttpTestbed() as bed:
-        yield bed
 
 
 def _together(web: HttpTestbed, parties: int, wait: float = 5) -> str:

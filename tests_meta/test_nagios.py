@@ -14,15 +14,14 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from opscheck import nagios
 from opscheck.testbed import CALM_HOST_THRESHOLDS
-from opscheck.testbed.http import HttpTestbed
 from opscheck.testbed.sshd import host_block
+from tests_meta.conftest import http_block as http
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = ("suites/host/test_resources.py", "suites/host/test_connectivity.py")
@@ -39,16 +38,6 @@ PERF = re.compile(
     r"(;(?P<warn>[~@]?-?[0-9.]*:?-?[0-9.]*))?(;(?P<crit>[~@]?-?[0-9.]*:?-?[0-9.]*))?"
     r"(;(?P<min>-?[0-9.]*))?(;(?P<max>-?[0-9.]*))?"
 )
-
-
-@pytest.fixture(scope="module")
-def web() -> Iterator[HttpTestbed]:
-    with HttpTestbed() as bed:
-        yield bed
-
-
-def http(name: str, url: str, extra: str = "") -> str:
-    return f'[[http]]\nname = "{name}"\nurl = "{url}"\n{extra}\n'
 
 
 def plugin(result: pytest.RunResult) -> list[str]:

@@ -10,23 +10,15 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from opscheck import merge
-from opscheck.testbed.http import HttpTestbed
 
 HTTP = ("suites/http",)
 EVERY_CHECK = 'contains = "healthy"\njson = { status = "healthy" }\n'
-
-
-@pytest.fixture(scope="module")
-def web() -> Iterator[HttpTestbed]:
-    with HttpTestbed() as bed:
-        yield bed
 
 
 def http(name: str, url: str) -> str:

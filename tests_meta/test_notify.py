@@ -23,7 +23,8 @@ import pytest
 from opscheck import notify
 from opscheck.config.notify import EmailNotify
 from opscheck.testbed import free_port
-from opscheck.testbed.http import HttpTestbed, make_certificates
+from opscheck.testbed.http import make_certificates
+from tests_meta.conftest import http_block as http
 
 HTTP = ("suites/http",)
 SLACK_URL_SECRET = "/services/T000/B000/slack-hook-s3cr3t"
@@ -133,16 +134,6 @@ def smtp(certificates: dict[str, tuple[Path, Path]]) -> Iterator[Mailbox]:
         yield box
     finally:
         controller.stop()
-
-
-@pytest.fixture(scope="module")
-def web() -> Iterator[HttpTestbed]:
-    with HttpTestbed() as bed:
-        yield bed
-
-
-def http(name: str, url: str) -> str:
-    return f'[[http]]\nname = "{name}"\nurl = "{url}"\n'
 
 
 def notify_settings(

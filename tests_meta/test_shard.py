@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,12 +32,6 @@ SELECT = ("-m", "morning", "-k", "reachable or memory_used or status_expected or
 THRESHOLDS = '[host.memory_used_pct]\nwarn = "0%"\n'  # every host WARNs: three outcomes to count
 MERGE = str(Path(sys.executable).with_name("opscheck-merge"))
 DEPLOY = REPO / "deploy" / "kubernetes"
-
-
-@pytest.fixture(scope="module")
-def web() -> Iterator[HttpTestbed]:
-    with HttpTestbed() as bed:
-        yield bed
 
 
 def expected_shard(key: str, count: int) -> int:
