@@ -43,7 +43,7 @@ IMPORTS = {
     "postgres": ("psycopg", "psycopg.sql", "psycopg.conninfo"),
     "redis": ("redis", "redis.retry", "redis.backoff"),
     "sqlite": ("sqlite3", "testinfra"),
-    "logs": ("testinfra",),
+    "logs": ("testinfra", "opscheck.probes.logboot"),  # the scanner parsed: see there
     "backup": ("testinfra",),
     "alertmanager": ("requests", "urllib3"),
     "prometheus": ("requests", "urllib3"),

@@ -457,6 +457,12 @@ class Reporter:
             entry["outcome"] = "error"
         if (report.failed or report.skipped) and "reason" not in entry:
             entry["reason"] = _reason(report)
+        if report.failed and "message" not in entry and entry.get("outcome") != "not_run":
+            # No record says it (a probe error, a crash): the one line JUnit's failure gives,
+            # ("SystemError: …"), where the reason is the traceback's tail.
+            from opscheck.junit import verdict
+
+            entry["message"] = verdict(report)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:

@@ -230,9 +230,9 @@ def problem_list(entries: list[dict[str, Any]]) -> list[Problem]:
                 entry.get("measured", ""),
                 entry.get("threshold", ""),
                 # a waived down target: no record, the failure its maintenance window accepted
-                _first_line(
-                    entry.get("reason") or entry.get("message") or entry.get("waived_failure", "")
-                ),
+                # the failure's one line (a crash: its exception, not the traceback's tail)
+                entry.get("message")
+                or _first_line(entry.get("reason") or entry.get("waived_failure", "")),
                 note=str(entry.get("waived", "")) if kind == "waived" else "",
             )
         ]

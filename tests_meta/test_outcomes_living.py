@@ -466,3 +466,31 @@ def test_a_real_pushgateway_holds_the_flaky_and_waived_series(suite, pytester, t
     verdicts = by_record(series, "opscheck_check_verdict")
     assert verdicts[("host.memory_used_pct", "me", "")] == 1  # the measured WARN
     assert verdicts[("host.load_per_core", "me", "")] == 0  # the second measurement's OK
+
+
+CRASH = """
+import pytest
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    if "memory_used" in item.name:  # a check that breaks (a bug, an interpreter error)
+        raise SystemError("AST constructor recursion depth mismatch (before=39, after=62)")
+    return (yield)
+"""
+
+
+def test_a_check_that_crashes_is_one_line_its_exception(suite, pytester):
+    """The problems (page, notifications, heartbeat body) say the exception, not the last
+    characters of its traceback (the entry's reason keeps the traceback)."""
+    (pytester.path / "crash_probe.py").write_text(textwrap.dedent(CRASH))
+    pytester.syspathinsert()
+    result = suite.run(HOST, "", "-p", "crash_probe", "-k", "memory_used", paths=HOST_SUITE)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    entries = json.loads(suite.json_path.read_text())["tests"]
+    (crashed,) = [e for e in entries if e["outcome"] == "failed"]
+    said = "SystemError: AST constructor recursion depth mismatch (before=39, after=62)"
+    assert crashed["message"] == said
+    assert "Traceback" in crashed["reason"] or "raise SystemError" in crashed["reason"]
+    (problem,) = report_page.problem_list(entries)
+    assert problem.line() == f"CRIT me: {said}"

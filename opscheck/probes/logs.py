@@ -11,7 +11,6 @@ fail2ban's status is read here too.
 
 from __future__ import annotations
 
-import ast
 import base64
 import functools
 import importlib
@@ -418,35 +417,18 @@ _INTERPRETERS = _Interpreters()
 _MAGIC = importlib.util.MAGIC_NUMBER.hex()
 
 
-# CPython 3.11's AST constructor keeps its recursion depth in shared state: two threads parsing
-# at once (checks measured ahead, opscheck.measure) can fail with "SystemError: AST constructor
-# recursion depth mismatch" (seen in `make demo`). One parse at a time.
-_AST_LOCK = threading.Lock()
-
-
 @functools.cache
 def _boot(magic: str | None = None) -> str:
     """The ``python3 -S -c`` program that unpacks and runs the scanner, built once per process:
     compiled (marshal) for a host whose Python has this one's bytecode ``magic``, else its
-    source, without the docstrings and comments (a third less for the host to compile)."""
-    with _AST_LOCK:
-        return _build_boot(magic)
+    source, without the docstrings and comments (opscheck/probes/logboot.py)."""
+    from opscheck.probes.logboot import SOURCE
 
-
-def _build_boot(magic: str | None) -> str:
-    tree = ast.parse(SCANNER.read_text())
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) and body:
-            first = body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-                node.body = body[1:] or [ast.Pass()]
-    source = ast.unparse(tree)
     if magic == _MAGIC:
-        packed = marshal.dumps(compile(source, "<opscheck log scanner>", "exec"))
+        packed = marshal.dumps(compile(SOURCE, "<opscheck log scanner>", "exec"))
         unpack = "marshal.loads(zlib.decompress(base64.b64decode('{}')))"
     else:
-        packed, unpack = source.encode(), "zlib.decompress(base64.b64decode('{}'))"
+        packed, unpack = SOURCE.encode(), "zlib.decompress(base64.b64decode('{}'))"
     code = base64.b64encode(zlib.compress(packed, 9)).decode()
     return "import base64,marshal,zlib;exec(" + unpack.format(code) + ")"
 
