@@ -5,6 +5,7 @@ this test opens on a random port, processes this test starts holding memory and 
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -20,6 +21,9 @@ from opscheck.testbed.sshd import Sshd, host_block
 
 SUITE = ("suites/host/test_host_network.py",)
 MB = 1000**2
+# Named for this process (this xdist worker), at most 15 characters (``comm``): the same test of
+# the other backend may run at the same time on another worker, and must not see these.
+HOG, BURN = f"hog-{os.getpid()}", f"burn-{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -81,12 +85,12 @@ def _named(name: str, code: str) -> subprocess.Popen[str]:
 def _hog(megabytes: int) -> subprocess.Popen[str]:
     """A process that holds ``megabytes`` MB resident (every page written) until killed."""
     code = f"held = b'\\x01' * {megabytes * MB}\nprint('ready', flush=True)\nimport time\n"
-    return _named("opscheck-hog", code + "time.sleep(600)")
+    return _named(HOG, code + "time.sleep(600)")
 
 
 def _burner() -> subprocess.Popen[str]:
     """A process that keeps one core busy until killed."""
-    return _named("opscheck-burn", "print('ready', flush=True)\nwhile True: pass")
+    return _named(BURN, "print('ready', flush=True)\nwhile True: pass")
 
 
 def _stop(*processes: subprocess.Popen[str]) -> None:
@@ -110,7 +114,7 @@ def test_healthy_network_and_processes_pass(suite, machine, sshd):
     try:
         processes = (
             '[{ name = "sshd", max_memory = "1GB" },'
-            ' { name = "opscheck-hog", max_memory = "500MB", max_cpu = 90 }]'
+            f' {{ name = "{HOG}", max_memory = "500MB", max_cpu = 90 }}]'
         )
         # Other work on this machine opens and closes ports at any time: the expected list is
         # read just before the run, and a run that met a newcomer is tried again.
@@ -142,7 +146,7 @@ def test_healthy_network_and_processes_pass(suite, machine, sshd):
     )
     assert re.fullmatch(
         r"sshd: \d+ process(es)?, at most \d+\.\d [KM]B and \d+\.\d % CPU; "
-        r"opscheck-hog: 1 process, at most \d+\.\d MB and \d+\.\d % CPU",
+        rf"{HOG}: 1 process, at most \d+\.\d MB and \d+\.\d % CPU",
         measured["test_processes_within_limits"],
     ), measured
     # The top five by CPU and by memory, largest first, as `ps aux --sort` shows them.
@@ -184,8 +188,8 @@ def test_broken_network_and_processes_fail_with_their_reasons(suite, machine):
     try:
         others = sorted({int(a.rsplit(":", 1)[1]) for a in _listeners()} - {wide_port, stray_port})
         processes = (
-            '[{ name = "opscheck-hog", max_memory = "50MB" },'
-            ' { name = "opscheck-burn", max_cpu = "10%" },'
+            f'[{{ name = "{HOG}", max_memory = "50MB" }},'
+            f' {{ name = "{BURN}", max_cpu = "10%" }},'
             ' { name = "no-such-process" }]'
         )
         inventory = machine(
@@ -222,8 +226,8 @@ def test_broken_network_and_processes_fail_with_their_reasons(suite, machine):
     found = unexpected.group(2).split(", ")
     assert {f"0.0.0.0:{wide_port}", f"127.0.0.1:{stray_port}"} <= set(found), found
     over = re.fullmatch(
-        r"me: opscheck-hog \(pid \d+\): (\d+\.\d) MB memory \(RSS\) > max 50\.0 MB; "
-        r"opscheck-burn \(pid \d+\): \d+\.\d % CPU > max 10 %; "
+        rf"me: {HOG} \(pid \d+\): (\d+\.\d) MB memory \(RSS\) > max 50\.0 MB; "
+        rf"{BURN} \(pid \d+\): \d+\.\d % CPU > max 10 %; "
         r"no-such-process: no process named no-such-process runs",
         message["test_processes_within_limits"],
     )
