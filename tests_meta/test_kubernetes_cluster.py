@@ -1,7 +1,8 @@
 """The cluster checks (`kubectl cluster-info`, `kubectl get nodes`) against the real testbed
 cluster, run as opscheck's ServiceAccount (deploy/kubernetes RBAC): healthy, a node NotReady
 (kubelet frozen), a cordoned node, an account without rights, an API server that is not there
-or stops answering mid-run, a kubeconfig that is missing or names an unknown context."""
+or stops answering mid-run, a kubeconfig that is missing or names an unknown context, nodes
+whose kubelets report pressure and a version outside the skew policy."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import importlib
 import re
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +71,101 @@ def cordoned(kube_cluster: Cluster) -> Iterator[Cluster]:
         kube_cluster.kubectl("uncordon", NODE)
 
 
+# Two more nodes, as kubelets of other versions register theirs: a kubelet posts its Node with
+# its version and conditions and posts the conditions again every few seconds (else the node
+# controller turns them Unknown after the testbed's 8 s grace period). No kubelet runs behind
+# them: they are tainted NoSchedule so no pod is placed there, and deleted afterwards.
+STRAY_NODES = {
+    "kubelet-old": (
+        "v1.17.17",
+        "DiskPressure",
+        "KubeletHasDiskPressure",
+        "kubelet has disk pressure",
+    ),
+    "kubelet-ahead": (
+        "v1.21.1",
+        "PIDPressure",
+        "KubeletHasInsufficientPID",
+        "kubelet has insufficient PID available",
+    ),
+}
+
+
+def _node_status(version: str, pressure: str, reason: str, message: str) -> dict[str, Any]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    conditions = []
+    for kind in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready"):
+        status, why, said = "False", f"KubeletHasNo{kind}", f"kubelet has no {kind}"
+        if kind == pressure:
+            status, why, said = "True", reason, message
+        elif kind == "Ready":
+            why, said = "KubeletNotReady", "the node is being drained"
+        conditions.append(
+            {
+                "type": kind,
+                "status": status,
+                "reason": why,
+                "message": said,
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            }
+        )
+    info = {"kubeletVersion": version, "kubeProxyVersion": version, "operatingSystem": "linux"}
+    return {"conditions": conditions, "nodeInfo": {**dict.fromkeys(NODE_INFO, ""), **info}}
+
+
+NODE_INFO = (
+    "machineID",
+    "systemUUID",
+    "bootID",
+    "kernelVersion",
+    "osImage",
+    "containerRuntimeVersion",
+    "architecture",
+)
+
+
+@pytest.fixture
+def stray_nodes(kube_cluster: Cluster) -> Iterator[Cluster]:
+    taints = [
+        {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
+        {"key": "opscheck.test/no-kubelet", "effect": "NoExecute"},
+    ]
+    stop = threading.Event()
+
+    def post_status() -> None:
+        for name, facts in STRAY_NODES.items():
+            kube_cluster.api(
+                "PATCH",
+                f"/api/v1/nodes/{name}/status",
+                {"status": _node_status(*facts)},
+                content_type="application/merge-patch+json",
+            )
+
+    def heartbeat() -> None:
+        while not stop.wait(2):
+            post_status()
+
+    for name, facts in STRAY_NODES.items():
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "spec": {"taints": taints},
+            "status": _node_status(*facts),
+        }
+        kube_cluster.api("POST", "/api/v1/nodes", node)
+    beat = threading.Thread(target=heartbeat, daemon=True)
+    beat.start()
+    try:
+        yield kube_cluster
+    finally:
+        stop.set()
+        beat.join()
+        for name in STRAY_NODES:
+            kube_cluster.api("DELETE", f"/api/v1/nodes/{name}")
+
+
 def test_healthy_cluster(suite, kube_cluster):
     suite.run(block("prod", kube_cluster.opscheck_kubeconfig), paths=PATHS)
     res = suite.results()
@@ -99,6 +197,23 @@ def test_cordoned_node(suite, cordoned):
     result = suite.results()["test_node_conditions[prod]"]
     assert result["outcome"] == "failed"
     assert "localhost: cordoned (SchedulingDisabled)" in said(result), said(result)
+
+
+def test_nodes_under_pressure_and_kubelets_outside_the_skew(suite, stray_nodes):
+    suite.run(block("prod", stray_nodes.opscheck_kubeconfig), paths=PATHS)
+    res = suite.results()
+    conditions, versions = res["test_node_conditions[prod]"], res["test_kubelet_versions[prod]"]
+    assert (conditions["outcome"], versions["outcome"]) == ("failed", "failed"), res
+    assert said(conditions) == (
+        "prod: 2 problems on nodes: kubelet-ahead: PIDPressure (kubelet has insufficient PID "
+        "available), kubelet-old: DiskPressure (kubelet has disk pressure)"
+    ), said(conditions)
+    assert said(versions) == (
+        "prod: 2 kubelets outside the skew: kubelet-ahead: kubelet v1.21.1 vs API server "
+        "v1.20.2, kubelet-old: kubelet v1.17.17 vs API server v1.20.2"
+    ), said(versions)
+    # the testbed's own node is not blamed
+    assert NODE not in said(conditions) + said(versions)
 
 
 def test_account_without_rights_is_told_what_to_grant(suite, kube_cluster):

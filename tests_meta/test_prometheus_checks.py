@@ -363,6 +363,18 @@ def test_a_failed_config_reload_is_crit(suite, stack):
         prometheus.reload()
 
 
+def test_series_over_the_operators_level_is_crit_with_the_biggest_metrics(suite, stack):
+    """The head's series count judged against levels an operator set below it (a cardinality
+    explosion measured against the normal they wrote down)."""
+    levels = "[prometheus.head_series]\nwarn = 10\ncrit = 20\n"
+    result = suite.run(stack.block(), levels, "-k", "head_series", paths=PROMETHEUS)
+    result.assert_outcomes(failed=1)
+    test = suite.results()["test_head_series[prom]"]
+    found = re.fullmatch(r"prom: (\d+) series in the head > crit 20", said(test))
+    assert found and int(found.group(1)) > 20, said(test)
+    assert re.fullmatch(r"most series: \w+ \d+(, \w+ \d+){4}", test["detail"]), test["detail"]
+
+
 def test_prometheus_down_is_unreachable(suite, stack):
     port = free_port()
     inventory = stack.prometheus.prometheus_block(
