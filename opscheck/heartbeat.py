@@ -11,6 +11,10 @@ is the run's headline and its problems, one a line. Every ping of a run carries 
 The URL is a secret (healthchecks.io's is its check's UUID): read from the variable ``url_env``
 names, redacted everywhere. A ping that fails never fails the run: one line says so
 (``heartbeat ping /start failed: connection refused (2 attempts)``). ``--no-notify`` sends none.
+
+A sharded run is one run: each shard pings ``/start`` with the run's one ``rid`` (from its run
+id); the end is pinged once for the merged run, by the shard that merges it or by
+``opscheck-merge`` (opscheck.merge). A shard that ends otherwise than 0, 1 or 5 pings ``/fail``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from opscheck import redaction
+from opscheck import shard as sharding
 from opscheck.config.notify import HeartbeatSettings
 from opscheck.plugin import CONFIG_KEY
 
@@ -40,10 +45,10 @@ NOT_A_RUN = ("help", "version", "collectonly", "showfixtures", "show_fixtures_pe
 class Heartbeat:
     """One run's pings: ``start()`` at its start, ``finish(exit status, body)`` at its end."""
 
-    def __init__(self, url: str, settings: HeartbeatSettings) -> None:
+    def __init__(self, url: str, settings: HeartbeatSettings, run: str = "") -> None:
         self.url = url.rstrip("/")
         self.settings = settings
-        self.run_id = str(uuid.uuid4())
+        self.run_id = rid(run) if run else str(uuid.uuid4())
         self.finished = False
         self.problems: list[str] = []  # the lines saying which ping failed, and why
         self._starting: threading.Thread | None = None
@@ -103,7 +108,20 @@ class Heartbeat:
         return "", False
 
 
+def rid(run: str) -> str:
+    """The ``rid`` of a sharded run named ``run`` (``<schedule> <run id>``): the same UUID on
+    every shard's ``/start`` and on the merge's end ping, so the switch pairs them."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"opscheck-run:{run}"))
+
+
 HEARTBEAT_KEY = pytest.StashKey[Heartbeat]()
+
+
+def url_secrets(url: str) -> set[str]:
+    """The ping URL and, when it is long enough to be one, its path: a UUID (36), a ping key,
+    also where a library names only the path."""
+    path = urlsplit(url).path.rstrip("/")
+    return {url, path} if len(path) >= 16 else {url}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -124,11 +142,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if problems:
         raise pytest.UsageError("\n".join(problems))
     url = found["heartbeat", "url_env"]
-    loaded.secrets.add(url)  # the run's registered set: redacted from now on
-    path = urlsplit(url).path.rstrip("/")
-    if len(path) >= 16:  # a UUID (36), a ping key: also where a library names only the path
-        loaded.secrets.add(path)
-    beat = Heartbeat(url, settings)
+    loaded.secrets.update(url_secrets(url))  # the run's registered set: redacted from now on
+    run = ""
+    if sharding.of(config) is not None and sharding.run_id(config):
+        from opscheck.report import schedule_name
+
+        run = f"{schedule_name(config.option.markexpr or '')} {sharding.run_id(config)}"
+    beat = Heartbeat(url, settings, run)
     config.stash[HEARTBEAT_KEY] = beat
     beat.start()
 
@@ -141,11 +161,24 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, Any, Any]:
         return (yield)
     finally:
         if beat is not None:
+            config = session.config
             exitstatus = int(session.exitstatus)
             if sys.exc_info()[0] is not None and exitstatus == 0:
                 exitstatus = int(pytest.ExitCode.INTERNAL_ERROR)
-            beat.finish(exitstatus, _body(session.config, exitstatus))
-            _say(session.config, beat)
+            merged = config.stash.get(sharding.MERGED_KEY, None)
+            if merged is not None:  # this shard merged its run: the run's end
+                code = merged.code(bool(config.getoption("fail_on_warn")))
+                beat.finish(code, body_of(merged.document, merged.archive, merged.missing_lines()))
+            elif sharding.of(config) is not None and exitstatus in SHARD_ENDS:
+                beat.finished = True  # the merge pings the run's end (opscheck.merge)
+            else:
+                beat.finish(exitstatus, _body(config, exitstatus))
+            _say(config, beat)
+
+
+# A shard that ends with one of these leaves the run's end ping to the merge; any other (an
+# interrupted shard, an internal error) pings /fail at once: the run went wrong.
+SHARD_ENDS = (0, 1, 5)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -163,29 +196,36 @@ def _body(config: pytest.Config, exitstatus: int) -> str:
     """The headline, then the problems (CRIT first) and the archived report, from the report
     plugin; what pytest counted when it has none."""
     reporter: Any = config.pluginmanager.get_plugin("opscheck-reporter")
-    lines: list[str] = []
     try:
-        lines.append(str(reporter.headline()))
-    except Exception:
-        summary = (getattr(reporter, "document", None) or {}).get("summary") or {}
-        if not summary:  # what the terminal counted
-            terminal = config.pluginmanager.get_plugin("terminalreporter")
-            stats = getattr(terminal, "stats", {})
-            summary = {k: len(v) for k, v in stats.items() if k and k != "warnings"}
-        counted = [f"{n} {k}" for k, n in summary.items() if isinstance(n, int) and n]
-        lines.append(" · ".join(counted) or f"opscheck run ended with exit status {exitstatus}")
-    try:
-        problems = [str(p) for p in reporter.problems()]
-    except Exception:
-        problems = []
-    lines += problems[:PROBLEM_LINES]
+        document = reporter.document
+    except Exception:  # no report plugin, or no document to build
+        document = None
+    if isinstance(document, dict) and "tests" in document:
+        try:
+            return body_of(document, getattr(reporter, "archive", None))
+        except Exception:
+            pass
+    summary = (document or {}).get("summary") or {}
+    if not summary:  # what the terminal counted
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        stats = getattr(terminal, "stats", {})
+        summary = {k: len(v) for k, v in stats.items() if k and k != "warnings"}
+    counted = [f"{n} {k}" for k, n in summary.items() if isinstance(n, int) and n]
+    line = " · ".join(counted) or f"opscheck run ended with exit status {exitstatus}"
+    return redaction.clip(line, BODY_LIMIT)
+
+
+def body_of(document: dict[str, Any], archive: Any, missing: list[str] | None = None) -> str:
+    """A ping's body: the run's headline, its problems (CRIT first; ``missing``: the shards a
+    partial merge left out), its archived report."""
+    from opscheck.report import headline_of, problem_lines
+
+    problems = [*(missing or []), *problem_lines(document)]
+    lines = [headline_of(document), *problems[:PROBLEM_LINES]]
     if len(problems) > PROBLEM_LINES:
         lines.append(f"… and {len(problems) - PROBLEM_LINES} more")
-    try:
-        if reporter.archive is not None:
-            lines.append(f"report: {reporter.archive.final('html')}")
-    except Exception:
-        pass
+    if archive is not None:
+        lines.append(f"report: {archive.final('html')}")
     return redaction.clip("\n".join(lines), BODY_LIMIT)
 
 

@@ -137,6 +137,13 @@ class Merged:
             return NOTHING
         return 0
 
+    def missing_lines(self) -> list[str]:
+        """One problem line per shard left out (``--partial``): its targets were not checked."""
+        count = self.parts[0].count
+        return [
+            f"CRIT shard {i}/{count} missing: its targets were not checked" for i in self.missing
+        ]
+
     def describe(self) -> str:
         summary = self.document["summary"]
         rid = self.document.get("run_id")
@@ -674,11 +681,12 @@ def _archived(day: Path) -> list[Path]:
     return [f for f in (day.parent / f"{before:%Y-%m-%d}", day) if f.is_dir()]
 
 
-def when_complete(root: Path, report: Path, run_id: str) -> list[str]:
+def when_complete(root: Path, report: Path, run_id: str) -> tuple[list[str], Merged | None]:
     """Called by a shard that archived ``report``: merge its run once every shard is in.
 
     Each shard writes its report before it looks, so the last to finish sees them all; the
-    marker file lets one shard merge, once."""
+    marker file lets one shard merge, once. The lines to show, and the merged run when this
+    shard merged it (it then sends the run's notifications and end heartbeat)."""
     try:
         mine = read(report)
         parts = [
@@ -690,15 +698,16 @@ def when_complete(root: Path, report: Path, run_id: str) -> list[str]:
         waiting = [f"{i}/{mine.count}" for i in range(mine.count) if i not in indexes]
         if waiting:
             shown = ", ".join(waiting)
-            return [f"run {run_id}: waiting for shard {shown} (the last to finish merges)"]
+            return [f"run {run_id}: waiting for shard {shown} (the last to finish merges)"], None
         merged = _merge_once(root, *check(parts, partial=False))
     except Refused as refused:
-        return [f"run {run_id}: cannot merge its shards: {line}" for line in refused.problems]
+        lines = [f"run {run_id}: cannot merge its shards: {line}" for line in refused.problems]
+        return lines, None
     except OSError as exc:
-        return [f"run {run_id}: cannot write its merged report: {exc}"]
+        return [f"run {run_id}: cannot write its merged report: {exc}"], None
     if merged is None:
-        return []  # another shard of the run merged it
-    return [*merged.notes, f"merged {merged.describe()}"]
+        return [], None  # another shard of the run merged it
+    return [*merged.notes, f"merged {merged.describe()}"], merged
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -763,12 +772,76 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         "--partial", action="store_true", help="merge even with shards missing (exit code 1)"
     )
     parser.add_argument("--fail-on-warn", action="store_true", help="a WARN makes exit code 1")
+    parser.add_argument(
+        "--inventory",
+        type=Path,
+        help="the run's inventory, for its [settings.notify] and [settings.heartbeat]: the merge "
+        "sends the run's notifications and end ping (default: $OPSCHECK_INVENTORY, else "
+        "./inventory.toml when there is one)",
+    )
+    parser.add_argument(
+        "--no-notify", action="store_true", help="send no notification and no heartbeat ping"
+    )
     return parser.parse_args(argv)
+
+
+def _announcer(args: argparse.Namespace) -> tuple[Callable[[Merged], None] | None, list[str]]:
+    """What sends a merged run's notifications and end ping, as ``[settings.notify]`` and
+    ``[settings.heartbeat]`` of the inventory say (their variables read now, as a run reads them
+    at its start); else ``None``. The second item: the mistakes, one line each."""
+    given = args.inventory or os.environ.get("OPSCHECK_INVENTORY")
+    source = "--inventory" if args.inventory else "$OPSCHECK_INVENTORY"
+    path = Path(given) if given else Path("inventory.toml")
+    if args.no_notify:
+        return None, []
+    if given and not path.is_file():
+        return None, [f"{source}: {given}: no such file"]
+    if not path.is_file():
+        return None, []
+    from opscheck import heartbeat, notify, redaction
+    from opscheck.config import ConfigError
+    from opscheck.config.loading import load_settings
+
+    try:
+        settings, secrets = load_settings(path)
+    except ConfigError as error:
+        return None, str(error).splitlines()
+    redaction.register(secrets)
+    found, problems = notify.read_secrets(settings, path.name, secrets)
+    if problems or (settings.notify is None and settings.heartbeat is None):
+        return None, problems
+
+    def say(text: str, red: bool = True) -> None:
+        text = redaction.redact(text).removeprefix("opscheck: ")
+        print(f"opscheck-merge: {text}", file=sys.stderr if red else sys.stdout)
+
+    def announce(merged: Merged) -> None:
+        document = merged.document
+        schedule = str(document.get("schedule", ""))
+        if settings.notify is not None:
+            plan = notify._Plan(settings.notify, found, schedule)
+            notify.notify_merged(plan, merged, args.fail_on_warn, say)
+        if settings.heartbeat is not None:
+            url = found["heartbeat", "url_env"]
+            secrets.update(heartbeat.url_secrets(url))
+            run = f"{schedule} {document['run_id']}" if document.get("run_id") else ""
+            beat = heartbeat.Heartbeat(url, settings.heartbeat, run)
+            body = heartbeat.body_of(document, merged.archive, merged.missing_lines())
+            beat.finish(merged.code(args.fail_on_warn), body)
+            for line in beat.problems:
+                say(line)
+
+    return announce, []
 
 
 def run(argv: list[str]) -> int:
     """``opscheck-merge`` with these arguments; the exit code."""
     args = _arguments(argv)
+    announce, mistakes = _announcer(args)
+    if mistakes:  # before anything is merged, as a run stops before its checks
+        for line in mistakes:
+            print(f"opscheck-merge: {line}", file=sys.stderr)
+        return USAGE_ERROR
     lines: list[str] = []
     code = 0
     try:
@@ -791,6 +864,8 @@ def run(argv: list[str]) -> int:
         print(f"opscheck-merge: {run_.describe()}")
         if run_.code(args.fail_on_warn) == NOTHING:
             print("opscheck-merge: nothing was checked: every check of the run was skipped")
+        if announce is not None:
+            announce(run_)
     return max([code, *(m.code(args.fail_on_warn) for m in merged)], key=_severity)
 
 

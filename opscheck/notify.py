@@ -15,6 +15,10 @@ kind ("slack webhook"), never by its URL. The channels are sent at once, each in
 report is written; a channel that fails changes neither the run's outcome nor its exit code:
 it is one line on the terminal, and each report's JSON records what was sent
 (``notifications``: channel, sent, error).
+
+A sharded run is one run, with one notification: a shard sends none; the merged run is sent by
+the last shard to finish, which merges it (``--archive`` and a run id: opscheck.shard), or by
+``opscheck-merge`` (opscheck.merge, with the inventory's ``[settings]``: ``notify_merged``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from opscheck import redaction
+from opscheck import shard as sharding
 
 if TYPE_CHECKING:
     from opscheck.config.notify import EmailNotify, NotifySettings
@@ -108,8 +113,17 @@ def settings_problems(config: pytest.Config) -> tuple[dict[tuple[str, str], str]
     from opscheck.plugin import CONFIG_KEY
 
     loaded = config.stash[CONFIG_KEY]
-    settings = loaded.inventory.settings
     file = loaded.inventory_path.name if loaded.inventory_path else "inventory.toml"
+    found, problems = read_secrets(loaded.inventory.settings, file, loaded.secrets)
+    config.stash[_CHECKED] = found, problems
+    return found, problems
+
+
+def read_secrets(
+    settings: Any, file: str, secrets: set[str]
+) -> tuple[dict[tuple[str, str], str], list[str]]:
+    """The variables ``settings.notify`` and ``settings.heartbeat`` name, read from the
+    environment, and each mistake in one line; every value read is added to ``secrets``."""
     named: list[tuple[str, str, str]] = []  # (channel, key, variable)
     if settings.notify is not None:
         for channel in CHANNELS:
@@ -136,8 +150,8 @@ def settings_problems(config: pytest.Config) -> tuple[dict[tuple[str, str], str]
                 f"every report), got {len(value.strip())}"
             )
         else:
-            loaded.secrets.add(value)  # the run's registered set: redacted from now on
-            loaded.secrets.add(value.strip())
+            secrets.add(value)  # the run's registered set: redacted from now on
+            secrets.add(value.strip())
             if key == "url_env" and not _http_url(value.strip()):
                 example = (
                     " (expected e.g. https://hc-ping.com/<uuid>)" if channel == "heartbeat" else ""
@@ -147,7 +161,6 @@ def settings_problems(config: pytest.Config) -> tuple[dict[tuple[str, str], str]
                     f"not shown){example}"
                 )
             found[channel, key] = value.strip()
-    config.stash[_CHECKED] = found, problems
     return found, problems
 
 
@@ -286,31 +299,95 @@ def _notify(session: pytest.Session, plan: _Plan) -> None:
     reporter = config.pluginmanager.get_plugin("opscheck-reporter")
     if reporter is None:
         return
-    document = reporter.document  # the final JSON document, as written
-    exit_code = int(session.exitstatus)
-    keys = problem_keys(document)
-    on = plan.settings.on
-    change = ""
-    if on == "problems" and not keys and exit_code == 0:
+
+    def say(text: str, red: bool = True) -> None:
+        _say(config, text, red)
+
+    shard = sharding.of(config)
+    if shard is not None:  # one run, one notification: the merged run's (opscheck.shard)
+        merged = config.stash.get(sharding.MERGED_KEY, None)
+        if merged is None:
+            say(f"opscheck: shard {shard}: {SHARD_SILENT}", red=False)
+        else:
+            notify_merged(plan, merged, bool(config.getoption("fail_on_warn")), say)
         return
-    if on == "change":
-        archive = getattr(reporter, "archive", None)
-        own = archive.final("json") if archive is not None else None
-        previous = previous_run(own, plan.schedule, document) if own else plan.previous
-        send, change = changed(keys, previous, plan.schedule)
+    document = reporter.document  # the final JSON document, as written
+    archive = getattr(reporter, "archive", None)
+    own = archive.final("json") if archive is not None else None
+    schedule = plan.schedule
+    previous = previous_run(own, schedule, document) if own else plan.previous
+    link = _link(archive, plan.settings.report_url)
+    sent = deliver(plan, document, int(session.exitstatus), previous, link, say)
+    if sent is not None:
+        document["notifications"] = sent
+        _rewrite(reporter, document, config)
+
+
+SHARD_SILENT = (
+    "no notification from a shard: the merged run sends one (the last shard to finish merges "
+    "with --archive and a run id; else opscheck-merge)"
+)
+
+
+def notify_merged(plan: _Plan, merged: Any, fail_on_warn: bool, say: Callable[..., None]) -> None:
+    """Notify for a merged sharded run (an opscheck.merge.Merged, written): as a run does, its
+    merged JSON report rewritten with what was sent."""
+    from opscheck.report import _write_atomic
+
+    document, archive = merged.document, merged.archive
+    own = archive.final("json") if archive is not None else None
+    schedule = str(document.get("schedule") or plan.schedule)
+    previous = previous_run(own, schedule, document) if own else None
+    link = _link(archive, plan.settings.report_url)
+    code = merged.code(fail_on_warn)
+    sent = deliver(plan, document, code, previous, link, say, merged.missing_lines())
+    if sent is None or own is None:
+        return
+    document["notifications"] = sent
+    try:
+        _write_atomic(own, json.dumps(document, indent=2, default=str))
+    except OSError as error:
+        say(f"opscheck: {own}: notifications not recorded: {error}")
+
+
+def deliver(
+    plan: _Plan,
+    document: dict[str, Any],
+    exit_code: int,
+    previous: dict[str, Any] | None,
+    report: str,
+    say: Callable[..., None],
+    missing: list[str] | None = None,
+) -> list[dict[str, Any]] | None:
+    """Send the run's message on every channel, as ``on`` says: what was sent (the JSON
+    report's ``notifications``), or ``None`` when nothing was to be sent. ``missing``: the
+    shards a partial merge left out, problems first."""
+    from opscheck.report import headline_of, problem_lines
+
+    missing = missing or []
+    keys = problem_keys(document) | {("shard", line, "", "CRIT") for line in missing}
+    schedule = str(document.get("schedule") or plan.schedule)
+    change = ""
+    if plan.settings.on == "problems" and not keys and exit_code == 0:
+        return None
+    if plan.settings.on == "change":
+        send, change = changed(keys, previous, schedule)
         if not send:
-            _say(config, f'opscheck: no notification: {change} (on = "change")', red=False)
-            return
-    problems = reporter.problems(waived=False)
+            say(f'opscheck: no notification: {change} (on = "change")', red=False)
+            return None
+    problems = [*missing, *problem_lines(document, waived=False)]
     message = Message(
         status=_status(keys, exit_code),
-        headline=redaction.redact(reporter.headline()),
+        headline=redaction.redact(headline_of(document)),
         # CRIT first, then WARN and FLAKY; the WAIVED checks and the waivers to act on apart.
         # (The document is redacted already: this is the last step before text leaves the run.)
         problems=[redaction.redact(line) for line in problems],
-        waived=[redaction.redact(line) for line in reporter.problems(waived=True)[len(problems) :]],
-        report=_link(config, reporter, plan.settings.report_url),
-        schedule=str(document.get("schedule") or plan.schedule),
+        waived=[
+            redaction.redact(line)
+            for line in problem_lines(document)[len(problems) - len(missing) :]
+        ],
+        report=report,
+        schedule=schedule,
         started=str(document.get("started", "")),
         exit_code=exit_code,
         counts={k: int(v) for k, v in (document.get("summary") or {}).items()},
@@ -322,16 +399,15 @@ def _notify(session: pytest.Session, plan: _Plan) -> None:
     took = time.monotonic() - started
     for channel, error in results.items():
         if error is not None:
-            _say(config, f"opscheck: notification to {_name(plan, channel)} failed: {error}")
+            say(f"opscheck: notification to {_name(plan, channel)} failed: {error}")
     sent = [_name(plan, c) for c, error in results.items() if error is None]
     if sent:
         said = f"{took * 1000:.0f} ms" if took < 1 else f"{took:.1f} s"
-        _say(config, f"opscheck: notified {_and(sent)} in {said}", red=False)
-    document["notifications"] = [
+        say(f"opscheck: notified {_and(sent)} in {said}", red=False)
+    return [
         {"channel": c, "sent": e is None, "error": None if e is None else redaction.redact(e)}
         for c, e in results.items()
     ]
-    _rewrite(reporter, document, config)
 
 
 def _name(plan: _Plan, channel: str) -> str:
@@ -397,9 +473,8 @@ def _status(keys: Iterable[Key], exit_code: int) -> str:
     return "WARN" if verdicts else "OK"
 
 
-def _link(config: pytest.Config, reporter: Any, report_url: str | None) -> str:
+def _link(archive: Any, report_url: str | None) -> str:
     """``<report_url>/<day>/<report>.html``; the archived file without ``report_url``."""
-    archive = getattr(reporter, "archive", None)
     if archive is None:
         return "no archived report (run with --archive)"
     page = Path(archive.final("html"))

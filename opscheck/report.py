@@ -329,6 +329,31 @@ def schedule_name(markexpr: str) -> str:
     return chosen[0] if len(chosen) == 1 and "not" not in words else ("-".join(chosen) or "all")
 
 
+def headline_of(document: dict[str, Any]) -> str:
+    """``1 CRIT · 3 WARN · 1 FLAKY · 1 WAIVED · 41 OK · 2 not run · 6 skipped``: the words of the
+    page's headline, for a run's JSON document (a merged sharded run's too)."""
+    return report_page.headline_text(document.get("tests", []))
+
+
+def problem_lines(document: dict[str, Any], waived: bool = True) -> list[str]:
+    """One line per problem, CRIT first, then WARN, then FLAKY (both values, its history
+    call-out); then, with ``waived``, the WAIVED checks (each with its waiver) and the waivers
+    to act on (expired, stale, unused; not the ones this run did not check), in
+    opscheck/waivers.py's words: listed as such, not problems."""
+    lines = [
+        p.line()
+        for p in report_page.problem_list(document.get("tests", []))
+        if waived or p.kind != "waived"
+    ]
+    if waived:
+        lines += [
+            waiver_line(w)
+            for w in document.get("waivers") or []
+            if w.get("status") in ("stale", "unused", "expired")
+        ]
+    return lines
+
+
 def waiver_line(waiver: dict[str, Any]) -> str:
     """A waiver to look at in one line, in opscheck/waivers.py's words (its ``note``): ``WAIVER
     host.disk_used_pct web9 /var (alice, expires 2026-12-15): STALE: matches nothing: no target
@@ -576,26 +601,11 @@ class Reporter:
     def headline(self) -> str:
         """``1 CRIT · 3 WARN · 1 FLAKY · 1 WAIVED · 41 OK · 2 not run · 6 skipped``: the words
         of the page's headline."""
-        return report_page.headline_text(self.document.get("tests", []))
+        return headline_of(self.document)
 
     def problems(self, waived: bool = True) -> list[str]:
-        """One line per problem, CRIT first, then WARN, then FLAKY (both values, its history
-        call-out); then, with ``waived``, the WAIVED checks (each with its waiver) and the
-        waivers to act on (expired, stale, unused; not the ones this run did not check), in
-        opscheck/waivers.py's words: listed as such, not problems."""
-        document = self.document
-        lines = [
-            p.line()
-            for p in report_page.problem_list(document.get("tests", []))
-            if waived or p.kind != "waived"
-        ]
-        if waived:
-            lines += [
-                waiver_line(w)
-                for w in document.get("waivers") or []
-                if w.get("status") in ("stale", "unused", "expired")
-            ]
-        return lines
+        """The run's problem lines (``problem_lines``)."""
+        return problem_lines(self.document, waived)
 
     # -- pytest-html ------------------------------------------------------------------------
 

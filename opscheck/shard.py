@@ -61,6 +61,9 @@ class Shard:
 
 
 KEY = pytest.StashKey[Shard | None]()
+# The run this shard merged as the last of its run to finish (an opscheck.merge.Merged): the
+# run's notifications and end heartbeat are sent for it, by this shard alone.
+MERGED_KEY = pytest.StashKey[Any]()
 
 
 def parse(spec: str, source: str) -> Shard:
@@ -277,5 +280,8 @@ def _auto_merge(config: pytest.Config, shard: Shard, terminalreporter: Any) -> N
         return
     from opscheck import merge
 
-    for line in merge.when_complete(archive.day.parent, archive.final("json"), rid):
+    lines, merged = merge.when_complete(archive.day.parent, archive.final("json"), rid)
+    for line in lines:
         terminalreporter.write_line(f"opscheck: {line}")
+    if merged is not None:  # this shard merged the run: it notifies for it (opscheck/notify.py)
+        config.stash[MERGED_KEY] = merged

@@ -7,7 +7,8 @@ import json
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,28 @@ def web() -> Iterator[HttpTestbed]:
 def http_block(name: str, url: str, extra: str = "") -> str:
     """An ``[[http]]`` target of the inventory, with ``extra`` lines of keys."""
     return f'[[http]]\nname = "{name}"\nurl = "{url}"\n{extra}\n'
+
+
+# -- opscheck-merge, in this process --------------------------------------------------------------
+
+
+@dataclass
+class Merging:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def merge(capsys: pytest.CaptureFixture[str]) -> Callable[..., Merging]:
+    """``opscheck-merge ARGS`` in this process (the console script itself: see test_shard's CI
+    test)."""
+    from opscheck import merge as merging
+
+    def run(*args: Path | str) -> Merging:
+        capsys.readouterr()
+        code = merging.run([str(a) for a in args])
+        said = capsys.readouterr()
+        return Merging(code, said.out, said.err)
+
+    return run

@@ -15,15 +15,12 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from opscheck import merge as merging
 from opscheck.testbed import free_port
 from opscheck.testbed.http import HttpTestbed
 from tests_meta.conftest import REPO, Suite, validate_reports
@@ -449,26 +446,6 @@ def pair(suite: Suite, pytester: pytest.Pytester) -> dict[str, Path]:
     return files
 
 
-@dataclass
-class Merging:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def merge(capsys: pytest.CaptureFixture[str]) -> Callable[..., Merging]:
-    """``opscheck-merge ARGS`` in this process (the console script itself: see the CI test)."""
-
-    def run(*args: Path | str) -> Merging:
-        capsys.readouterr()
-        code = merging.run([str(a) for a in args])
-        said = capsys.readouterr()
-        return Merging(code, said.out, said.err)
-
-    return run
-
-
 def edited(path: Path, name: str, change: dict[str, Any]) -> Path:
     document = json.loads(path.read_text())
     for key, value in change.items():
@@ -603,9 +580,14 @@ def test_the_indexed_job_shards_the_run_by_itself(suite, monkeypatch, pytester):
     assert docs["PersistentVolumeClaim/opscheck-reports"]["spec"]["accessModes"] == [
         "ReadWriteMany"
     ]
-    assert docs["CronJob/opscheck-merge"]["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+    (merger,) = docs["CronJob/opscheck-merge"]["spec"]["jobTemplate"]["spec"]["template"]["spec"][
         "containers"
-    ][0]["command"] == ["opscheck-merge"]
+    ]
+    assert merger["command"] == ["opscheck-merge"]
+    # The safety-net merge notifies with the shards' inventory and variables.
+    merge_env = {e["name"]: e.get("value") for e in merger["env"]}
+    assert merge_env["OPSCHECK_INVENTORY"] == env["OPSCHECK_INVENTORY"]["value"]
+    assert merger["envFrom"] == container["envFrom"]
 
     data = dict(docs["ConfigMap/opscheck-config"]["data"])
     key = pytester.path / "id_ed25519"  # the pod's mounted key, which must exist

@@ -180,6 +180,26 @@ def load(
     return Config(parsed.inventory(), limits, inventory_path, thresholds_path, secrets)
 
 
+def load_settings(inventory_path: Path) -> tuple[inv.Settings, set[str]]:
+    """Only the inventory's ``[settings]``, validated as ``load`` does (``opscheck-merge``: it
+    notifies for a merged run, and needs none of the targets' secrets). Raises ``ConfigError``."""
+    problems: list[str] = []
+    file = inventory_path.name
+    environment = _Environment(file)
+    raw = read_toml(inventory_path, problems)
+    settings = None
+    if raw is not None:
+        table = environment.expand({"settings": raw.get("settings", {})})
+        problems += [message for _, message in environment.problems]
+        parsed = inv.Parsed(file)
+        unset = [loc for loc, _ in environment.problems]
+        settings = inv._entry(parsed, inv.Settings, table["settings"], ("settings",), unset)
+        problems += parsed.problems
+    if problems or settings is None:
+        raise ConfigError(redact("\n".join(dict.fromkeys(problems)), environment.secrets))
+    return settings, environment.secrets
+
+
 def _secret_variables(parsed: inv.Parsed, secrets: set[str]) -> Iterator[str]:
     """Every ``*_env`` key (of a target or of a table in it, such as ``backup.s3``) names a
     variable that is set and not empty (an empty password is sent as one); its value becomes a
