@@ -815,9 +815,16 @@ def _announcer(args: argparse.Namespace) -> tuple[Callable[[Merged], None] | Non
         text = redaction.redact(text).removeprefix("opscheck: ")
         print(f"opscheck-merge: {text}", file=sys.stderr if red else sys.stdout)
 
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+
     def announce(merged: Merged) -> None:
         document = merged.document
         schedule = str(document.get("schedule", ""))
+        if merged.parts[0].doc["shard"].get("inventory_sha256") not in ("", None, digest):
+            print(
+                f"opscheck-merge: note: {path} is not the inventory the shards ran with (its "
+                "SHA-256 differs): its [settings] say where this run's notification goes"
+            )
         if settings.notify is not None:
             plan = notify._Plan(settings.notify, found, schedule)
             notify.notify_merged(plan, merged, args.fail_on_warn, say)
@@ -839,7 +846,7 @@ def run(argv: list[str]) -> int:
     args = _arguments(argv)
     announce, mistakes = _announcer(args)
     if mistakes:  # before anything is merged, as a run stops before its checks
-        for line in mistakes:
+        for line in [*mistakes, "(--no-notify merges without notifying)"]:
             print(f"opscheck-merge: {line}", file=sys.stderr)
         return USAGE_ERROR
     lines: list[str] = []

@@ -634,24 +634,37 @@ def email_message(email: EmailNotify, message: Message) -> Any:
 
 
 def send_email(email: EmailNotify, password: str | None, message: Message, timeout: float) -> None:
-    """Send over SMTP: STARTTLS (the system's CAs, or ``ca_file``), login when configured."""
+    """Send over SMTP: STARTTLS or implicit TLS (the system's CAs, or ``ca_file``), login when
+    configured."""
     import smtplib
     import ssl
 
     mail = email_message(email, message)
     where = f"{email.host}:{email.port}"
+    context = ssl.create_default_context(cafile=email.ca_file) if email.tls else None
+    # local_hostname: smtplib's default (getfqdn) can wait seconds on reverse DNS.
+    local = socket.gethostname()
+    greeted = False
     try:
-        # local_hostname: smtplib's default (getfqdn) can wait seconds on reverse DNS.
-        with smtplib.SMTP(
-            email.host, email.port, timeout=timeout, local_hostname=socket.gethostname()
-        ) as smtp:
-            if email.starttls:
-                context = ssl.create_default_context(cafile=email.ca_file)
+        if email.implicit_tls:
+            connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                email.host, email.port, timeout=timeout, local_hostname=local, context=context
+            )
+        else:
+            connection = smtplib.SMTP(email.host, email.port, timeout=timeout, local_hostname=local)
+        greeted = True
+        with connection as smtp:
+            if email.starttls and not email.implicit_tls:
                 smtp.starttls(context=context)
             if email.username and password:
                 smtp.login(email.username, password)
             refused = smtp.send_message(mail)
-    except smtplib.SMTPNotSupportedError:
+    except smtplib.SMTPNotSupportedError as error:
+        if "AUTH" in str(error):  # smtplib: "SMTP AUTH extension not supported by server."
+            raise NotifyError(
+                f"{where}: the server does not offer AUTH (login): remove username and "
+                "password_env, or ask for a login"
+            ) from None
         raise NotifyError(f"{where}: the server does not offer STARTTLS") from None
     except smtplib.SMTPRecipientsRefused as error:
         raise NotifyError(
@@ -670,21 +683,37 @@ def send_email(email: EmailNotify, password: str | None, message: Message, timeo
         said = f"certificate verify failed: {error.verify_message}"
         raise NotifyError(f"{where}: TLS: {said}") from None
     except ssl.SSLError as error:
-        raise NotifyError(f"{where}: TLS: {error.reason or error}") from None
+        said = f"{where}: TLS: {error.reason or error}"
+        if email.implicit_tls and error.reason == "WRONG_VERSION_NUMBER":
+            said += " (the server does not speak TLS at once: implicit_tls is for SMTPS, port 465)"
+        raise NotifyError(said) from None
     except ConnectionRefusedError:
         raise NotifyError(f"{where}: connection refused") from None
     except TimeoutError:
-        raise NotifyError(f"{where}: no answer within {timeout:g} s") from None
+        raise NotifyError(
+            f"{where}: no answer within {timeout:g} s{_tls_hint(email, greeted)}"
+        ) from None
     except socket.gaierror:
         raise NotifyError(f"{where}: host name not found") from None
     except smtplib.SMTPServerDisconnected as error:
         if "timed out" in str(error):
-            raise NotifyError(f"{where}: no answer within {timeout:g} s") from None
+            said = f"{where}: no answer within {timeout:g} s{_tls_hint(email, greeted)}"
+            raise NotifyError(said) from None
         raise NotifyError(f"{where}: the server closed the connection") from None
     except (smtplib.SMTPException, OSError) as error:
         raise NotifyError(f"{where}: {type(error).__name__}: {error}") from None
     if refused:
         raise NotifyError(f"{where}: some recipients refused: {_refusals(refused)}")
+
+
+def _tls_hint(email: EmailNotify, greeted: bool) -> str:
+    """A server that never greets may be waiting for TLS first (SMTPS, as on port 465)."""
+    if greeted or email.implicit_tls:
+        return ""
+    return (
+        " (no SMTP greeting: a server that expects TLS at once, as on port 465, needs "
+        "implicit_tls = true)"
+    )
 
 
 def _refusals(recipients: dict[str, tuple[int, bytes]]) -> str:

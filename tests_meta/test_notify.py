@@ -95,9 +95,12 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pa
     return make_certificates(tmp_path_factory.mktemp("smtp-tls"))
 
 
-@pytest.fixture
-def smtp(certificates: dict[str, tuple[Path, Path]]) -> Iterator[Mailbox]:
-    """aiosmtpd on loopback: STARTTLS required, login (user ``opscheck``, ``PASSWORD``)."""
+def _mailbox(
+    certificates: dict[str, tuple[Path, Path]], implicit: bool, auth: bool = True
+) -> Iterator[Mailbox]:
+    """aiosmtpd on loopback with login (user ``opscheck``, ``PASSWORD``; none without ``auth``)
+    over TLS only: STARTTLS required, or (``implicit``) TLS from the first byte, as SMTPS on port
+    465."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -108,7 +111,9 @@ def smtp(certificates: dict[str, tuple[Path, Path]]) -> Iterator[Mailbox]:
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            box.messages.append((envelope, session.ssl is not None))
+            # over TLS: after STARTTLS (session.ssl), or from the first byte (the transport's)
+            tls = server.transport.get_extra_info("ssl_object") is not None
+            box.messages.append((envelope, session.ssl is not None or tls))
             return "250 Message accepted"
 
     def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
@@ -120,20 +125,37 @@ def smtp(certificates: dict[str, tuple[Path, Path]]) -> Iterator[Mailbox]:
             box.logins.append(data.login.decode())
         return AuthResult(success=ok, handled=False)  # handled: aiosmtpd then says 535
 
+    # aiosmtpd 1.4 offers AUTH with auth_require_tls only after STARTTLS: over implicit TLS the
+    # session is TLS from the start, and the requirement is off (on: a server offering no AUTH).
+    tls: dict[str, Any] = (
+        {"ssl_context": context, "auth_require_tls": not auth}
+        if implicit
+        else {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
+    )
     controller = Controller(
         Handler(),
         hostname="127.0.0.1",
         port=box.port,
-        tls_context=context,
-        require_starttls=True,
-        auth_require_tls=True,
         authenticator=authenticator,
+        **tls,
     )
     controller.start()
     try:
         yield box
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp(certificates: dict[str, tuple[Path, Path]]) -> Iterator[Mailbox]:
+    """aiosmtpd on loopback: STARTTLS required, login."""
+    yield from _mailbox(certificates, implicit=False)
+
+
+@pytest.fixture
+def smtps(certificates: dict[str, tuple[Path, Path]]) -> Iterator[Mailbox]:
+    """aiosmtpd on loopback: TLS from the first byte (SMTPS), login."""
+    yield from _mailbox(certificates, implicit=True)
 
 
 def notify_settings(
@@ -535,6 +557,59 @@ def test_smtp_failures_are_one_line_each(smtp):
         f"{where}: TLS: certificate verify failed: unable to get local issuer certificate"
     )
     assert smtp.messages == []
+
+
+def test_email_over_implicit_tls(smtps):
+    """SMTPS: TLS from the connection's first byte, then login; the port defaults to 465."""
+    notify.send_email(email(smtps, implicit_tls=True), PASSWORD, message(), timeout=5)
+    mail, body = mail_text(smtps)
+    assert mail["Subject"] == "opscheck morning: 1 CRIT, 2 WARN"
+    assert "Problems:\n  CRIT db1: 172 of 200 connections used (86 %) > crit 80 %\n" in body
+    assert smtps.messages[0][1] and smtps.logins == ["opscheck"]
+    fields: dict[str, Any] = {
+        "host": "mail",
+        "sender": "opscheck@example.org",
+        "to": ["ops@example.org"],
+    }
+    assert EmailNotify(**fields, implicit_tls=True).port == 465
+    assert EmailNotify(**fields).port == 587
+    with pytest.raises(ValueError, match="starttls = true or implicit_tls = true, not both"):
+        EmailNotify(**fields, implicit_tls=True, starttls=True)
+
+
+def test_implicit_tls_and_starttls_mixed_up_say_so(smtp, smtps):
+    """The two TLS modes against the other kind of server: a line that says what to change."""
+    with pytest.raises(notify.NotifyError) as plain_server:  # implicit TLS to a STARTTLS port
+        notify.send_email(email(smtp, implicit_tls=True), PASSWORD, message(), timeout=5)
+    assert str(plain_server.value) == (
+        f"127.0.0.1:{smtp.port}: TLS: WRONG_VERSION_NUMBER (the server does not speak TLS at "
+        "once: implicit_tls is for SMTPS, port 465)"
+    )
+    with pytest.raises(notify.NotifyError) as tls_server:  # STARTTLS to an SMTPS port
+        notify.send_email(email(smtps), PASSWORD, message(), timeout=1)
+    assert str(tls_server.value) == (
+        f"127.0.0.1:{smtps.port}: no answer within 1 s (no SMTP greeting: a server that expects "
+        "TLS at once, as on port 465, needs implicit_tls = true)"
+    )
+    with pytest.raises(notify.NotifyError) as untrusted:  # the system CAs: not the testbed's
+        notify.send_email(email(smtps, implicit_tls=True, ca_file=None), PASSWORD, message(), 5)
+    assert str(untrusted.value) == (
+        f"127.0.0.1:{smtps.port}: TLS: certificate verify failed: unable to get local issuer "
+        "certificate"
+    )
+    assert smtp.messages == smtps.messages == []
+
+
+def test_a_server_without_login_says_so(certificates):
+    """A relay that offers no AUTH while a login is configured: that, not a STARTTLS problem."""
+    for box in _mailbox(certificates, implicit=True, auth=False):
+        with pytest.raises(notify.NotifyError) as no_auth:
+            notify.send_email(email(box, implicit_tls=True), PASSWORD, message(), timeout=5)
+        assert str(no_auth.value) == (
+            f"127.0.0.1:{box.port}: the server does not offer AUTH (login): remove username "
+            "and password_env, or ask for a login"
+        )
+        assert box.messages == []
 
 
 def test_channels_are_sent_at_once(receiver, smtp, monkeypatch):

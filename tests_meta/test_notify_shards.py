@@ -140,19 +140,29 @@ def test_opscheck_merge_checks_the_notification_settings_first(
     assert done.returncode == 4
     assert done.stderr == (
         "opscheck-merge: inventory.toml: settings.notify.webhook.url_env: environment variable "
-        "TEST_SHARD_HOOK is not set\n"
+        "TEST_SHARD_HOOK is not set\nopscheck-merge: (--no-notify merges without notifying)\n"
     )
     assert not out.exists()
-    missing = merge(*files, "--reports-dir", out, "--inventory", tmp_path / "nope.toml")
+    nope = tmp_path / "nope.toml"
+    missing = merge(*files, "--reports-dir", out, "--inventory", nope)
     assert missing.returncode == 4
+    assert missing.stderr.startswith(f"opscheck-merge: --inventory: {nope}: no such file\n")
+
+    # Another inventory than the shards' (edited since): merged and sent, with a note.
+    monkeypatch.setenv("TEST_SHARD_HOOK", f"{receiver.url}/hook")
+    edited = tmp_path / "edited.toml"
+    edited.write_text(inventory_path.read_text() + "# edited after the run\n")
+    noted = merge(*files, "--reports-dir", out, "--inventory", edited)
+    assert noted.returncode == 1 and sent(receiver)["/hook"] == 2
     assert (
-        missing.stderr == f"opscheck-merge: --inventory: {tmp_path / 'nope.toml'}: no such file\n"
-    )
+        f"opscheck-merge: note: {edited} is not the inventory the shards ran with (its SHA-256 "
+        "differs): its [settings] say where this run's notification goes\n"
+    ) in noted.stdout
 
     # --no-notify merges and sends nothing.
     quiet = merge(*files, "--reports-dir", out, "--inventory", inventory_path, "--no-notify")
     assert quiet.returncode == 1 and merged_reports(out)
-    assert sent(receiver)["/hook"] == 1 and "notified" not in quiet.stdout
+    assert sent(receiver)["/hook"] == 2 and "notified" not in quiet.stdout
 
 
 def test_a_partial_merge_says_the_missing_shard_first(

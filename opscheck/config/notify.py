@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import ssl
 from email.utils import parseaddr
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
@@ -40,11 +40,13 @@ Address = Annotated[str, AfterValidator(_address)]
 
 
 class EmailNotify(Strict):
-    """E-mail over SMTP, with STARTTLS unless ``starttls = false``."""
+    """E-mail over SMTP, with STARTTLS unless ``starttls = false``; ``implicit_tls = true``: TLS
+    from the connection's first byte (SMTPS, port 465) instead."""
 
     host: Annotated[str, Field(min_length=1)]
-    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    port: Annotated[int, Field(ge=1, le=65535)] = 587  # 465 with implicit_tls (_default_port)
     starttls: bool = True
+    implicit_tls: bool = False
     sender: Address
     to: Annotated[list[Address], Field(min_length=1)]
     username: Annotated[str, Field(min_length=1)] | None = None
@@ -72,17 +74,37 @@ class EmailNotify(Strict):
             ) from None
         return ca_file
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_port(cls, data: Any) -> Any:
+        """SMTPS listens on 465, submission with STARTTLS on 587."""
+        if isinstance(data, dict) and "port" not in data and data.get("implicit_tls") is True:
+            return {**data, "port": 465}
+        return data
+
+    @property
+    def tls(self) -> bool:
+        return self.starttls or self.implicit_tls
+
     @model_validator(mode="after")
     def _login(self) -> EmailNotify:
         if (self.username is None) != (self.password_env is None):
             raise ValueError("expected username and password_env together, or neither")
-        if self.password_env and not self.starttls:
+        if self.implicit_tls and self.starttls and "starttls" in self.model_fields_set:
             raise ValueError(
-                "password_env needs starttls = true (the password would cross the network in "
-                "clear text)"
+                "expected starttls = true or implicit_tls = true, not both (implicit_tls: TLS "
+                "from the first byte, as on port 465; starttls: TLS after EHLO, as on 587)"
             )
-        if self.ca_file and not self.starttls:
-            raise ValueError("ca_file needs starttls = true (it is the CA of the TLS certificate)")
+        if self.password_env and not self.tls:
+            raise ValueError(
+                "password_env needs starttls = true or implicit_tls = true (the password would "
+                "cross the network in clear text)"
+            )
+        if self.ca_file and not self.tls:
+            raise ValueError(
+                "ca_file needs starttls = true or implicit_tls = true (it is the CA of the TLS "
+                "certificate)"
+            )
         return self
 
 
