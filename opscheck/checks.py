@@ -51,6 +51,7 @@ CHECKS: dict[str, Spec] = {
     "host.memory_used_pct": _share(75, 85, "memory used (from MemAvailable)"),
     "host.load_per_core": Spec("number", 1.0, 2.0, title="1-minute load average per CPU core"),
     "host.cpu_busy_pct": _share(70, 80, "CPU busy over a short sample"),
+    "host.disk_busy_pct": _share(80, 95, "time a disk had I/O in flight over a short sample"),
     "host.uptime": Spec("duration", 86400, None, "below", title="time since boot (recent reboot)"),
     "host.log_dir_size": Spec("size", 1e9, 5e9, title="size of a log directory"),
     "host.services": _state("the services named in `services` are running"),

@@ -864,6 +864,18 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str | bytes, str]] = {
         "inventory.toml: host[0].cpu_sample: expected a duration up to 30s (the check holds a "
         "command on the host open that long), got '5m'",
     ),
+    "disk given as a path": (
+        HOST + 'disks = ["/dev/sda"]\n',
+        "",
+        "inventory.toml: host[0].disks[0]: expected a block device name as /proc/diskstats "
+        "shows it, such as 'sda', 'nvme0n1' or 'dm-0', got '/dev/sda'",
+    ),
+    "io_sample beyond the limit": (
+        HOST + 'io_sample = "1m"\n',
+        "",
+        "inventory.toml: host[0].io_sample: expected a duration up to 30s (the check holds a "
+        "command on the host open that long), got '1m'",
+    ),
     "cpu_sample with a bad unit": (
         HOST + 'cpu_sample = "2 secs"\n',
         "",

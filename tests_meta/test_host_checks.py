@@ -25,11 +25,13 @@ from tests_meta.results import values
 
 # fail2ban (suites/host/test_security.py, hosts with fail2ban = true) is tested with the logs
 # checks in test_logs_checks.py, network and processes (test_host_network.py) in
-# test_host_network.py; the counts here are those of the other host modules.
+# test_host_network.py, disk I/O (test_host_disk_io.py) in test_host_disk_io.py; the counts here
+# are those of the other host modules.
+OWN_TESTS = ("test_security.py", "test_host_network.py", "test_host_commands.py")
 HOST_SUITE = tuple(
     f"suites/host/{module.name}"
     for module in sorted((Path(__file__).parents[1] / "suites/host").glob("test_*.py"))
-    if module.name not in ("test_security.py", "test_host_network.py", "test_host_commands.py")
+    if module.name not in (*OWN_TESTS, "test_host_disk_io.py")
 )
 HOST_CHECKS = 11  # tests in suites/host per target
 MB = 1000**2

@@ -81,6 +81,16 @@ def _service(name: str) -> str:
     return name
 
 
+def _disk(name: str) -> str:
+    # A block device as /proc/diskstats names it: no "/" (not "/dev/sda"), no whitespace.
+    if not re.fullmatch(r"[^\s/]{1,32}", name):
+        raise ValueError(
+            f"expected a block device name as /proc/diskstats shows it, such as 'sda', "
+            f"'nvme0n1' or 'dm-0', got {name!r}"
+        )
+    return name
+
+
 def _absolute(path: str) -> str:
     if not path.startswith("/"):
         raise ValueError(f"expected an absolute path such as '/var/log', got {path!r}")
@@ -114,6 +124,14 @@ class HostTarget(Target):
         float, at_most("30s", "the check holds a command on the host open that long")
     ] = 1.0
     fail2ban: bool = False  # `fail2ban-client status`: the server answers, its jails and bans
+    # Block devices whose busy share is sampled over `io_sample` (`iostat -x` %util, from
+    # /proc/diskstats' io_ticks): "sda", "nvme0n1", "vda", "dm-0".
+    disks: Annotated[list[Annotated[str, AfterValidator(_disk)]], unique("disk")] = Field(
+        default_factory=list
+    )
+    io_sample: Annotated[
+        float, at_most("30s", "the check holds a command on the host open that long")
+    ] = 1.0
     # Network and processes (opscheck.probes.host_net): interfaces up and their counters, no
     # TCP listener beyond `listening` (when set), per-process limits.
     interfaces: Annotated[list[Interface], unique("interface")] = Field(default_factory=list)

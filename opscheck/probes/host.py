@@ -131,6 +131,43 @@ def cpu_busy_pct(host: Host, target: HostTarget) -> Measurement:
     return Measurement(pct, text=f"CPU {pct:.1f} % busy over {sample_seconds:g} s")
 
 
+def _diskstats(text: str) -> tuple[float, dict[str, list[int]]]:
+    """``/proc/uptime`` then ``/proc/diskstats``: the uptime, and each device's counters."""
+    lines = text.splitlines()
+    devices = {}
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) >= 14:
+            devices[fields[2]] = [int(x) for x in fields[3:14]]
+    return float(lines[0].split()[0]), devices
+
+
+def disk_busy_pct(host: Host, target: HostTarget) -> list[Measurement]:
+    """Per disk of ``disks``: the share of ``io_sample`` seconds it had I/O in flight (iostat's
+    %util, /proc/diskstats' io_ticks), with its reads, writes and average wait (await)."""
+    seconds = target.io_sample
+    read = "cat /proc/uptime /proc/diskstats"
+    out = _run(host, f"{read}; echo --; sleep {seconds:g}; {read}")
+    first, _, second = out.partition("--\n")
+    (up0, before), (up1, after) = _diskstats(first), _diskstats(second)
+    missing = [name for name in target.disks if name not in before or name not in after]
+    if missing:
+        raise ProbeError(f"not in /proc/diskstats: {', '.join(missing)} (no such block device)")
+    elapsed = max(up1 - up0, 0.001)  # the real interval, sleep and the commands around it
+    measurements = []
+    for name in target.disks:
+        delta = [b - a for a, b in zip(before[name], after[name], strict=True)]
+        reads, writes, ticks = delta[0], delta[4], delta[9]
+        busy = min(100.0, ticks / (elapsed * 10))  # io_ticks in ms: / (elapsed s * 1000) * 100
+        waited = (delta[3] + delta[7]) / (reads + writes) if reads + writes else 0.0
+        text = (
+            f"{busy:.1f} % busy over {elapsed:.1f} s ({reads} reads, {writes} writes, "
+            f"{waited:.1f} ms average wait)"
+        )
+        measurements.append(Measurement(busy, subject=name, text=text))
+    return measurements
+
+
 def uptime(host: Host) -> Measurement:
     """Seconds since boot (``/proc/uptime``)."""
     seconds = float(host.file("/proc/uptime").content_string.split()[0])
