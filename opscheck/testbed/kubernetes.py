@@ -84,8 +84,11 @@ def pod_spec(
     **container_extra: Any,
 ) -> dict[str, Any]:
     """A PodSpec that runs here: host network (no CNI), ``dnsPolicy: Default`` (no cluster
-    DNS), the imported busybox never pulled; ``command`` a shell line or an argv, extra keyword
-    arguments (``resources``, ``readinessProbe``, ``volumeMounts`` ...) go into the container."""
+    DNS), the imported busybox never pulled, no ServiceAccount token mounted (no test pod talks
+    to the API server, and a token volume in a namespace created a moment ago may not mount at
+    once: a real ``FailedMount`` warning event then breaks tests that expect none); ``command``
+    a shell line or an argv, extra keyword arguments (``resources``, ``readinessProbe``,
+    ``volumeMounts`` ...) go into the container."""
     container: dict[str, Any] = {"name": name, "image": image, "imagePullPolicy": "Never"}
     if isinstance(command, str):
         container["command"] = ["sh", "-c", command]
@@ -96,6 +99,7 @@ def pod_spec(
         "hostNetwork": True,
         "dnsPolicy": "Default",
         "terminationGracePeriodSeconds": 0,
+        "automountServiceAccountToken": False,
         "containers": [container],
     }
 
