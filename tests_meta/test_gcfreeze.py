@@ -1,13 +1,19 @@
 """opscheck.gcfreeze: a run's long-lived objects are frozen after collection and at exit, and an
 in-process run leaves its host process collecting as before. The time it saves is measured by
-bench/morning.py, not asserted here."""
+bench/morning.py, not asserted here. On the Pythons whose AST constructor is not thread-safe
+(gcfreeze.AST_RACE, this machine's 3.11.7 among them) threads parse at once in a run without
+failing, and garbage is still collected, between tests."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 
 import pytest
+
+from opscheck import gcfreeze
 
 FROZEN_IN_TESTS = """
 import gc
@@ -57,3 +63,113 @@ def test_process_without_the_plugin_is_not_frozen_at_exit(pytester):
     result = pytester.runpytest_subprocess("-p", "no:opscheck.gcfreeze")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["frozen at exit: False"])
+
+
+# Three threads parse a module's source while dropping cycles whose finalizer is Python code, as
+# a run's measuring threads import lazily (pytest rewrites, so parses, what they import) while
+# connections and responses become garbage. With the collector running by itself, one parse
+# fails within milliseconds on an affected Python (a collection inside one thread's parse lets
+# another thread parse); the loop is bounded at 3 s.
+PARSING_THREADS = """
+import ast, gc, inspect, threading, time
+
+SOURCE = inspect.getsource(ast)
+stop = time.monotonic() + 3
+
+
+class Finalized:
+    def __del__(self):
+        pass
+
+
+def test_threads_parse_at_once():
+    errors = []
+
+    def parse():
+        while time.monotonic() < stop and not errors:
+            try:
+                ast.parse(SOURCE)
+            except SystemError as error:
+                errors.append(error)
+            for _ in range(100):
+                cycle = Finalized()
+                cycle.self = cycle
+
+    threads = [threading.Thread(target=parse) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[0]
+"""
+
+
+@contextlib.contextmanager
+def collector_running() -> Iterator[None]:
+    """The collector on, as a run on its own starts (this session is a run of the plugin too,
+    its collector off while its tests run); as it was afterwards."""
+    enabled = gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if not enabled:
+            gc.disable()
+
+
+needs_the_race = pytest.mark.skipif(
+    not gcfreeze.AST_RACE, reason="this Python's AST constructor is thread-safe (3.11.8+)"
+)
+
+
+@needs_the_race
+def test_threads_parsing_during_a_run_do_not_collide(pytester):
+    pytester.makepyfile(test_parsing=PARSING_THREADS)
+    with collector_running():
+        result = pytester.runpytest_inprocess("-p", "opscheck.gcfreeze")
+        assert gc.isenabled()  # the run gave the collector back
+    result.assert_outcomes(passed=1)
+
+
+@needs_the_race
+def test_without_the_plugin_threads_parsing_collide(pytester):
+    """The broken case: the same run with the collector running by itself."""
+    pytester.makepyfile(test_parsing=PARSING_THREADS)
+    with collector_running():
+        result = pytester.runpytest_inprocess("-p", "no:opscheck.gcfreeze")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*SystemError('AST constructor recursion depth mismatch*"])
+
+
+GARBAGE_BETWEEN_TESTS = """
+import gc, weakref
+
+from opscheck import gcfreeze
+
+refs = []
+
+
+class Node:
+    pass
+
+
+def test_makes_cycles():
+    assert not gc.isenabled()  # off while the tests run
+    for _ in range(5000):
+        node = Node()
+        node.self = node
+        refs.append(weakref.ref(node))
+
+
+def test_they_were_collected_after_the_previous_test():
+    assert refs and all(ref() is None for ref in refs)
+"""
+
+
+@needs_the_race
+def test_garbage_is_collected_between_tests(pytester):
+    pytester.makepyfile(test_garbage=GARBAGE_BETWEEN_TESTS)
+    with collector_running():
+        result = pytester.runpytest_inprocess("-p", "opscheck.gcfreeze")
+        assert gc.isenabled()
+    result.assert_outcomes(passed=2)

@@ -1,12 +1,11 @@
 """The log scanner's source (opscheck/probes/_logscan.py) without its docstrings and comments:
 a third less for a host's ``python3 -S -c`` to compile (opscheck.probes.logs._boot).
 
-Stripped when this module is imported, which is in the main thread: opscheck.measure imports it
-(``IMPORTS["logs"]``) before its measuring threads start, and a check measured in its test runs
-there. CPython 3.11 keeps the AST constructor's recursion depth in shared state, so a thread
-building Python AST objects while any other thread does (another parse, 3.11's own traceback
-formatting) can fail with "SystemError: AST constructor recursion depth mismatch" -- seen in
-`make demo` with the parse done in a measuring thread, even under a lock of its own.
+Stripped when this module is imported, in the main thread: opscheck.measure imports it
+(``IMPORTS["logs"]``) before its measuring threads start. Parsing in a thread is safe as well
+on the Pythons whose AST constructor is not thread-safe (CPython gh-106905: "SystemError: AST
+constructor recursion depth mismatch"), since a run's collector does not run by itself there
+(opscheck/gcfreeze.py).
 """
 
 from __future__ import annotations
