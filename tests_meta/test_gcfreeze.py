@@ -6,10 +6,8 @@ failing, and garbage is still collected, between tests."""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 
 import pytest
 
@@ -104,18 +102,11 @@ def test_threads_parse_at_once():
 """
 
 
-@contextlib.contextmanager
-def collector_running() -> Iterator[None]:
-    """The collector on, as a run on its own starts (this session is a run of the plugin too,
-    its collector off while its tests run); as it was afterwards."""
-    enabled = gc.isenabled()
-    gc.enable()
-    try:
-        yield
-    finally:
-        if not enabled:
-            gc.disable()
+COLLECTOR_AT_EXIT = """
+import atexit, gc
 
+atexit.register(lambda: print(f"collector on at exit: {gc.isenabled()}", flush=True))
+"""
 
 needs_the_race = pytest.mark.skipif(
     not gcfreeze.AST_RACE, reason="this Python's AST constructor is thread-safe (3.11.8+)"
@@ -124,19 +115,18 @@ needs_the_race = pytest.mark.skipif(
 
 @needs_the_race
 def test_threads_parsing_during_a_run_do_not_collide(pytester):
+    pytester.makeconftest(COLLECTOR_AT_EXIT)
     pytester.makepyfile(test_parsing=PARSING_THREADS)
-    with collector_running():
-        result = pytester.runpytest_inprocess("-p", "opscheck.gcfreeze")
-        assert gc.isenabled()  # the run gave the collector back
-    result.assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess("-p", "opscheck.gcfreeze")  # a process of its own:
+    result.assert_outcomes(passed=1)  # this session, a run of the plugin too, has it off
+    result.stdout.fnmatch_lines(["collector on at exit: True"])  # the run gave it back
 
 
 @needs_the_race
 def test_without_the_plugin_threads_parsing_collide(pytester):
     """The broken case: the same run with the collector running by itself."""
     pytester.makepyfile(test_parsing=PARSING_THREADS)
-    with collector_running():
-        result = pytester.runpytest_inprocess("-p", "no:opscheck.gcfreeze")
+    result = pytester.runpytest_subprocess("-p", "no:opscheck.gcfreeze")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*SystemError('AST constructor recursion depth mismatch*"])
 
@@ -168,8 +158,8 @@ def test_they_were_collected_after_the_previous_test():
 
 @needs_the_race
 def test_garbage_is_collected_between_tests(pytester):
+    pytester.makeconftest(COLLECTOR_AT_EXIT)
     pytester.makepyfile(test_garbage=GARBAGE_BETWEEN_TESTS)
-    with collector_running():
-        result = pytester.runpytest_inprocess("-p", "opscheck.gcfreeze")
-        assert gc.isenabled()
+    result = pytester.runpytest_subprocess("-p", "opscheck.gcfreeze")
     result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["collector on at exit: True"])

@@ -165,11 +165,11 @@ def test_first_screen_screenshots_and_first_paint(browser, archive, site):
         _visible_on_first_screen(page, "#opscheck-headline")
         if name != "healthy":
             _visible_on_first_screen(page, "#opscheck-problems tr.problem")
-        fcp = page.evaluate(
-            "performance.getEntriesByType('paint')"
-            ".filter(e => e.name === 'first-contentful-paint').map(e => e.startTime)[0]"
-        )
-        assert fcp is not None and fcp > 0
+        # Recorded when the first paint is done, which on a busy machine may come after "load".
+        first_paint = "performance.getEntriesByName('first-contentful-paint')[0]"
+        page.wait_for_function(f"{first_paint} !== undefined", timeout=10_000)
+        fcp = page.evaluate(f"{first_paint}.startTime")
+        assert fcp > 0
         paints.append(f"{name}: first-contentful-paint {fcp:.0f} ms ({archive[name].name})")
         page.screenshot(path=str(folder / f"report-{name}.png"))
         assert errors == [], name
