@@ -43,6 +43,7 @@ _STAMP = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]
 _BLOCK = 1 << 20  # bytes read from the logs response at once (read frame by frame: 3x slower)
 _HEADER = 8  # a frame of the multiplexed stream: stream type, 3 zero bytes, length (uint32 BE)
 _AGAIN = 1.0  # seconds before asking the kubelet again for a crash-looping container's log
+_NO_PREVIOUS = "HTTP 400: previous terminated container"  # the kubelet's words, then "… not found"
 _EVERYTHING = 1e10  # a scanner window reaching before any line: the files are cut already
 
 
@@ -349,7 +350,15 @@ class KubernetesSource:
             "limitBytes": CAP + 1,
             "previous": "true" if self.spec.previous else None,
         }
-        data = self._call(self.kube.text, path, **params).encode()
+        try:
+            data = self._call(self.kube.text, path, **params).encode()
+        except ProbeError as exc:
+            if not (self.spec.previous and _NO_PREVIOUS in str(exc)):
+                raise
+            # Listed with a terminated previous container, which the kubelet no longer holds as
+            # the pod restarts (its status between two containers). Once more.
+            time.sleep(_AGAIN)
+            data = self._call(self.kube.text, path, **params).encode()
         if data and not _STAMP.match(data):
             # Not a log line: the kubelet's own words, answered with 200 ("unable to retrieve
             # container logs for docker://…": a container removed as it restarted). Once more.
