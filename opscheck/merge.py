@@ -54,6 +54,7 @@ from opscheck.report import (
     counts,
     shown_verdict,
 )
+from opscheck.shard import file_sha256
 
 USAGE_ERROR, FAILED, NOTHING = 4, 1, 5
 _ARCHIVED = "*.shard-*-of-*.json"  # the names --archive gives a shard's JSON report
@@ -815,7 +816,7 @@ def _announcer(args: argparse.Namespace) -> tuple[Callable[[Merged], None] | Non
         text = redaction.redact(text).removeprefix("opscheck: ")
         print(f"opscheck-merge: {text}", file=sys.stderr if red else sys.stdout)
 
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_sha256(path)
 
     def announce(merged: Merged) -> None:
         document = merged.document

@@ -161,7 +161,9 @@ def targets_of(config: pytest.Config, shard: Shard) -> list[str]:
     ]
 
 
-def _sha256(path: Path | None) -> str:
+def file_sha256(path: Path | None) -> str:
+    """The file's SHA-256 (hex), as the shards record their inventory and thresholds; "" for
+    none."""
     return hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else ""
 
 
@@ -177,8 +179,8 @@ def report_fields(config: pytest.Config) -> dict[str, Any]:
             "count": shard.count,
             "targets": len(targets_of(config, shard)),
             # The merge refuses shards that did not run the same checks on the same inventory.
-            "inventory_sha256": _sha256(loaded.inventory_path),
-            "thresholds_sha256": _sha256(loaded.thresholds_path),
+            "inventory_sha256": file_sha256(loaded.inventory_path),
+            "thresholds_sha256": file_sha256(loaded.thresholds_path),
         }
         if shard.selected is not None:
             fields["shard"]["selected"] = shard.selected

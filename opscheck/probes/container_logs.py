@@ -341,6 +341,23 @@ class KubernetesSource:
             found.append(Stream(name, _pod_state(pod, container), read))
         return found
 
+    def _fetch(self, path: str, params: dict[str, Any]) -> bytes:
+        """The log, asked once more after ``_AGAIN`` when the kubelet answers for a pod caught
+        between two containers as it restarts: its own words with 200 instead of log lines
+        ("unable to retrieve container logs for docker://…": the container removed), or, for
+        ``previous``, 400 "previous terminated container … not found" for a pod listed with
+        one."""
+        try:
+            data = self._call(self.kube.text, path, **params).encode()
+        except ProbeError as exc:
+            if not (self.spec.previous and _NO_PREVIOUS in str(exc)):
+                raise
+        else:
+            if not data or _STAMP.match(data):
+                return data
+        time.sleep(_AGAIN)
+        return self._call(self.kube.text, path, **params).encode()
+
     def _read(self, pod: str, container: str, since: float) -> tuple[bytes, list[str]]:
         path = f"/api/v1/namespaces/{self.spec.namespace}/pods/{pod}/log"
         params: dict[str, Any] = {
@@ -350,23 +367,10 @@ class KubernetesSource:
             "limitBytes": CAP + 1,
             "previous": "true" if self.spec.previous else None,
         }
-        try:
-            data = self._call(self.kube.text, path, **params).encode()
-        except ProbeError as exc:
-            if not (self.spec.previous and _NO_PREVIOUS in str(exc)):
-                raise
-            # Listed with a terminated previous container, which the kubelet no longer holds as
-            # the pod restarts (its status between two containers). Once more.
-            time.sleep(_AGAIN)
-            data = self._call(self.kube.text, path, **params).encode()
+        data = self._fetch(path, params)
         if data and not _STAMP.match(data):
-            # Not a log line: the kubelet's own words, answered with 200 ("unable to retrieve
-            # container logs for docker://…": a container removed as it restarted). Once more.
-            time.sleep(_AGAIN)
-            data = self._call(self.kube.text, path, **params).encode()
-            if data and not _STAMP.match(data):
-                said = " ".join(data[:300].decode(errors="replace").split())
-                return b"", [f"not read, the kubelet answered: {said}"]
+            said = " ".join(data[:300].decode(errors="replace").split())
+            return b"", [f"not read, the kubelet answered: {said}"]
         if len(data) <= CAP:
             return data, []
         tail = _tail(data)
