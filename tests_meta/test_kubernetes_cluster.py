@@ -281,7 +281,7 @@ def test_api_server_frozen_mid_run_costs_one_timeout(suite, kube_cluster, monkey
 
     def open_then_freeze(target: Any, timeout: float) -> probes.Kube:
         kube = opened(target, timeout)
-        apiserver.process.send_signal(signal.SIGSTOP)
+        apiserver.pause()  # returns once every thread has stopped
         frozen.append(apiserver.process.pid)
         return kube
 
@@ -294,7 +294,7 @@ def test_api_server_frozen_mid_run_costs_one_timeout(suite, kube_cluster, monkey
         suite.run(inventory, "", "--concurrency", concurrency, paths=PATHS)
         elapsed = time.monotonic() - started
     finally:
-        apiserver.process.send_signal(signal.SIGCONT)
+        apiserver.resume()
     res = suite.results()
     assert frozen, "the run never opened a client through the patched open_client"
     assert elapsed < 8, f"{elapsed:.1f} s"  # one 3 s timeout, not one per check

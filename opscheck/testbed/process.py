@@ -171,7 +171,14 @@ class ServerProcess(Service):
         """Freeze the server and its children (SIGSTOP): connections open, nothing answered,
         like a host deep in swap, until ``resume()``."""
         assert self.process is not None, "start() the server first"
-        self._signal_tree(self.process.pid, signal.SIGSTOP)
+        stopped = self._signal_tree(self.process.pid, signal.SIGSTOP)
+        # SIGSTOP takes effect as each thread next runs: on a busy machine a multi-threaded
+        # server (the Go ones) answered requests sent right after the signal. Until all stopped:
+        deadline = time.monotonic() + self.stop_timeout
+        while running := [task for pid in stopped for task in _running_threads(pid)]:
+            if time.monotonic() > deadline:
+                raise self.error(f"{self}: threads {running} still running after SIGSTOP")
+            time.sleep(0.005)
         self._paused = True
 
     def resume(self) -> None:
@@ -181,15 +188,28 @@ class ServerProcess(Service):
         self._paused = False
 
     @staticmethod
-    def _signal_tree(pid: int, signum: signal.Signals) -> None:
+    def _signal_tree(pid: int, signum: signal.Signals) -> list[int]:
         """Signal ``pid``, then its descendants: PostgreSQL's backends and sshd's sessions are
-        its children, each in a session of its own, so a process group would not reach them."""
-        todo = [pid]
+        its children, each in a session of its own, so a process group would not reach them.
+        The processes signalled."""
+        todo, done = [pid], []
         while todo:
             current = todo.pop()
             with contextlib.suppress(ProcessLookupError):
                 os.kill(current, signum)
+                done.append(current)
             todo += _children(current)  # after the signal: a stopped parent forks no more
+        return done
+
+
+def _running_threads(pid: int) -> list[int]:
+    """The threads of ``pid`` not stopped (state T), exited (Z, X) or gone."""
+    found = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if stat.read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t", "Z", "X"):
+                found.append(int(stat.parent.name))
+    return found
 
 
 def _children(pid: int) -> list[int]:
